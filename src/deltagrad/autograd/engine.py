@@ -1,0 +1,171 @@
+"""The reverse pass: order the recorded nodes, then carry dL/d(output) down to every input.
+
+For each node, from the loss down: its output gradient is complete (every consumer has added its share),
+so call the node's backward to get the gradient of each input, sum broadcast gradients back to the input's
+shape (the one place this happens), and add them to what the input's own node has gathered so far.
+Leaves collect theirs in ``.grad``. The order is found without recursion, so 100,000-op chains are fine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from deltagrad.autograd.function import Function, cast, sum_to
+from deltagrad.autograd.grad_mode import set_grad_enabled
+from deltagrad.tensor import Tensor
+
+
+def topological_order(roots: Sequence[Function]) -> list[Function]:
+    """Nodes reachable from ``roots``, every node after all nodes that feed it (iterative DFS, post-order)."""
+    order: list[Function] = []
+    seen: set[int] = set()
+    stack: list[tuple[Function, bool]] = [(r, False) for r in roots]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for t in node._inputs:
+            if isinstance(t, Tensor) and t._node is not None and id(t._node) not in seen:
+                stack.append((t._node, False))
+    return order
+
+
+def _as_grad(g: Any, like: Tensor, create_graph: bool) -> Any:
+    if g is None:
+        if like.data.size != 1:
+            raise RuntimeError(
+                f"backward() without a gradient needs a scalar output, not shape {like.shape}; "
+                "pass gradient= (the vector in the vector-Jacobian product)"
+            )
+        g = np.ones_like(like.data)
+    elif isinstance(g, Tensor):
+        g = g if create_graph else g.data
+    else:
+        g = np.asarray(g, dtype=like.dtype)
+    if g.shape != like.shape:
+        raise RuntimeError(f"gradient has shape {tuple(g.shape)} but the output has shape {like.shape}")
+    return g
+
+
+def _fit(g: Any, t: Tensor) -> Any:
+    """Sum a broadcast gradient back to ``t``'s shape and give it ``t``'s dtype."""
+    if g.shape != t.data.shape:
+        g = sum_to(g, t.data.shape)
+    if g.dtype != t.data.dtype:
+        g = cast(g, t.data.dtype)
+    return g
+
+
+def _call_hooks(hooks: list, g: Any, create_graph: bool) -> Any:
+    for hook in hooks:
+        gt = g if isinstance(g, Tensor) else Tensor._make(g, None)
+        out = hook(gt)
+        if out is not None:
+            g = out if create_graph else (out.data if isinstance(out, Tensor) else np.asarray(out))
+    return g
+
+
+def backward(
+    outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, retain_graph: bool | None = None,
+    create_graph: bool = False, inputs: Sequence[Tensor] | None = None, accumulate: bool = True,
+    allow_unused: bool = False,
+) -> list[Any] | None:
+    """Run the reverse pass from ``outputs``.
+
+    With ``accumulate`` (``Tensor.backward``) gradients are added to leaves' ``.grad`` (only to ``inputs``
+    if given). Without it (``autograd.grad``) nothing is stored and the gradients of ``inputs`` are returned.
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads: dict[int, Any] = {}
+    roots: list[Function] = []
+    for i, out in enumerate(outputs):
+        if not out._requires_grad:
+            raise RuntimeError(
+                "element 0 of tensors does not require grad and has no grad_fn: nothing recorded leads to it"
+                if i == 0 else f"output {i} does not require grad"
+            )
+        g = _as_grad(None if grad_outputs is None else grad_outputs[i], out, create_graph)
+        if out._node is None:  # the output is itself a leaf
+            roots_leaf = grads.setdefault(("leaf", id(out)), [out, None])
+            roots_leaf[1] = g if roots_leaf[1] is None else roots_leaf[1] + g
+            continue
+        key = id(out._node)
+        grads[key] = g if key not in grads else grads[key] + g
+        roots.append(out._node)
+
+    wanted = None if inputs is None else {id(t._node) if t._node is not None else id(t): k
+                                          for k, t in enumerate(inputs)}
+    results: list[Any] = [None] * (len(inputs) if inputs is not None else 0)
+    owned: set[int] = set()  # arrays already stored as some leaf's .grad: never alias two leaves
+
+    def deliver(t: Tensor, g: Any) -> None:
+        if t._hooks:
+            g = _call_hooks(t._hooks, g, create_graph)
+        if wanted is not None and id(t) in wanted:
+            k = wanted[id(t)]
+            results[k] = g if results[k] is None else results[k] + g
+            if not accumulate:
+                return
+        elif not accumulate or wanted is not None:
+            return
+        if create_graph:
+            t.grad = g if t.grad is None else t.grad + g
+        elif t.grad is None:
+            if g.base is not None or id(g) in owned or not g.flags.writeable:
+                g = g.copy()
+            owned.add(id(g))
+            t.grad = Tensor._make(g, None)
+        else:
+            t.grad = Tensor._make(t.grad.data + g, None)
+
+    for key in [k for k in grads if isinstance(k, tuple)]:
+        t, g = grads.pop(key)
+        deliver(t, g)
+
+    with set_grad_enabled(create_graph):
+        for node in reversed(topological_order(roots)):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if getattr(node, "_freed", False):
+                node._check_alive()
+            if node._hooks:
+                g = _call_hooks(node._hooks, g, create_graph)
+            if wanted is not None and id(node) in wanted:
+                k = wanted[id(node)]
+                results[k] = g if results[k] is None else results[k] + g
+            node._create_graph = create_graph
+            gin = node.backward(g)
+            if not isinstance(gin, tuple):
+                gin = (gin,)
+            for t, gi, need in zip(node._inputs, gin, node.needs_input_grad):
+                if not need or gi is None:
+                    continue
+                gi = _fit(gi, t)
+                if t._node is None:
+                    deliver(t, gi)
+                else:
+                    k = id(t._node)
+                    grads[k] = gi if k not in grads else grads[k] + gi
+            if not retain_graph:
+                node._release()
+
+    if inputs is None or accumulate:
+        return None
+    for k, (t, r) in enumerate(zip(inputs, results)):
+        if r is None and not allow_unused:
+            raise RuntimeError(
+                f"input {k} (shape {t.shape}) was not used to compute the outputs; pass allow_unused=True"
+            )
+        if r is not None and not isinstance(r, Tensor):
+            results[k] = Tensor._make(r, None)
+    return results

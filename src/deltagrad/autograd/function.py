@@ -1,0 +1,209 @@
+"""``Function``: the base of every differentiable operation, and the op table.
+
+An op is a ``Function`` subclass with ``forward(ctx, *arrays, **params)`` computing on arrays and
+``backward(ctx, grad)`` returning one gradient per positional input (``None`` where none is needed).
+``backward`` reads ``ctx.args`` (the inputs) and ``ctx.result`` (the output) and writes its rule with
+operators and op functions, which work on arrays and on Tensors alike: in an ordinary backward they are
+arrays and the rule runs at NumPy speed; under ``create_graph=True`` they are Tensors and the rule itself
+is recorded, so gradients can be differentiated again. Each rule is written once and serves both.
+
+``defop(Cls, method=...)`` registers an op in ``OPS`` (which the test suite walks and gradchecks) and
+returns its function; the function returns a Tensor when any argument is a Tensor, else a plain array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from deltagrad.autograd.grad_mode import state as _grad_state
+from deltagrad.backend import xp
+from deltagrad.tensor import Tensor
+
+OPS: dict[str, type[Function]] = {}
+
+
+class Function:
+    """Base class of differentiable operations (users may subclass it for their own ops).
+
+    Class attributes:
+      ``is_view``: the output shares memory with the first input, so in-place changes are seen by both.
+      ``differentiable_twice``: False where backward uses non-differentiable steps (gradgradcheck skips it).
+      ``keeps_dtype``: float32 in gives float32 out (every op but dtype conversion).
+      ``examples``: ``(rng) -> list of (args, kwargs)`` sample inputs in float64 for the op-table tests.
+    """
+
+    is_view = False
+    differentiable_twice = True
+    keeps_dtype = True
+    examples: Callable[[Any], list] | None = None
+    _hooks: list | None = None
+
+    # -- the two halves each op defines ----------------------------------------------------------------
+    def forward(ctx, *args: Any, **params: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(ctx, grad: Any) -> Any:
+        raise NotImplementedError
+
+    # -- recording ---------------------------------------------------------------------------------------
+    @classmethod
+    def apply(cls, *args: Any, **params: Any) -> Any:
+        """Run the op: a Tensor out (recorded when an input requires grad) if any input is a Tensor."""
+        return _record(cls, args, params)
+
+    # -- what backward reads -----------------------------------------------------------------------------
+    @property
+    def args(self) -> tuple:
+        """The inputs: arrays in an ordinary backward, Tensors under ``create_graph``."""
+        self._check_alive()
+        for a, v in zip(self._inputs, self._versions):
+            if isinstance(a, Tensor) and a._version[0] != v:
+                raise RuntimeError(
+                    f"an input of {type(self).__name__} that its backward needs was modified in place "
+                    f"after the forward pass (version {a._version[0]}, expected {v}); use an out-of-place "
+                    "operation, or clone() the tensor before changing it"
+                )
+        return self._inputs if self._create_graph else tuple(self._arrays)
+
+    @property
+    def result(self) -> Any:
+        """The output: an array in an ordinary backward, a Tensor under ``create_graph``."""
+        self._check_alive()
+        cell, v = self._out_version
+        if cell[0] != v:
+            raise RuntimeError(
+                f"the output of {type(self).__name__}, which its backward needs, was modified in place "
+                f"after the forward pass (version {cell[0]}, expected {v})"
+            )
+        return Tensor._make(self._out, self) if self._create_graph else self._out
+
+    def _check_alive(self) -> None:
+        if getattr(self, "_freed", False):
+            raise RuntimeError(
+                "trying to backward through the graph a second time (or to read values freed after "
+                "backward); pass retain_graph=True to the first backward() if you need to"
+            )
+
+    def _release(self) -> None:
+        """Free what forward saved once backward has used it; the graph cannot be walked again."""
+        self.__dict__.clear()
+        self._freed = True
+        self._inputs = ()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"
+
+
+
+def _record(cls: type[Function], args: tuple, params: dict) -> Any:
+    arrays = []
+    tensors = False
+    record = False
+    for a in args:
+        if isinstance(a, Tensor):
+            tensors = True
+            arrays.append(a.data)
+            if a._requires_grad:
+                record = True
+        else:
+            arrays.append(a)
+    ctx = cls.__new__(cls)
+    out = cls.forward(ctx, *arrays, **params)
+    if not tensors:
+        return out
+    if not (record and _grad_state.enabled):
+        return Tensor._make(out, None)
+    ctx._inputs = args
+    ctx._arrays = arrays
+    ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
+    ctx._versions = tuple(a._version[0] if isinstance(a, Tensor) else 0 for a in args)
+    ctx._out = out
+    ctx._create_graph = False
+    result = Tensor._make(out, ctx)
+    if cls.is_view:
+        result._version = args[0]._version
+    ctx._out_version = (result._version, result._version[0])
+    return result
+
+
+def defop(cls: type[Function], name: str | None = None, method: str | tuple[str, ...] | None = None):
+    """Register ``cls`` in the op table and return its function; ``method`` also makes it a Tensor method."""
+    name = name or cls.__name__.lower()
+    if name in OPS and OPS[name] is not cls:
+        raise ValueError(f"op {name!r} is already registered by {OPS[name].__qualname__}")
+    OPS[name] = cls
+
+    def fn(*args: Any, **params: Any) -> Any:
+        return _record(cls, args, params)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = cls.__doc__
+    fn.op = cls
+    for m in (method,) if isinstance(method, str) else method or ():
+        setattr(Tensor, m, fn)
+    return fn
+
+
+def is_tensor(x: Any) -> bool:
+    return isinstance(x, Tensor)
+
+
+# ---- the two ops the engine itself needs: summing a broadcast gradient back, and changing dtype ----------
+
+
+class SumTo(Function):
+    """y = x summed over the axes that broadcasting added or stretched, so that y.shape == shape."""
+
+    def forward(ctx, x, shape):
+        ctx.shape_in = x.shape
+        lead = x.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            i + lead for i, n in enumerate(shape) if n == 1 and x.shape[i + lead] != 1
+        )
+        y = x.sum(axis=axes, keepdims=True) if axes else x
+        return y.reshape(shape) if lead or y.shape != tuple(shape) else y
+
+    def backward(ctx, g):  # dx = g broadcast back
+        return broadcast_to(g, ctx.shape_in), None
+
+    examples = staticmethod(lambda r: [((r.standard_normal((2, 3, 4)), (3, 1)), {})])
+
+
+class BroadcastTo(Function):
+    """y = x repeated along new or size-1 axes to ``shape`` (a read-only view)."""
+
+    is_view = True
+
+    def forward(ctx, x, shape):
+        ctx.shape_in = x.shape
+        return x if x.shape == tuple(shape) else xp.broadcast_to(x, shape)
+
+    def backward(ctx, g):  # dx = Σ over the broadcast axes
+        return sum_to(g, ctx.shape_in), None
+
+    examples = staticmethod(lambda r: [((r.standard_normal((3, 1)), (2, 3, 4)), {})])
+
+
+class Cast(Function):
+    """y = x converted to ``dtype``; the gradient is converted back."""
+
+    keeps_dtype = False
+
+    def forward(ctx, x, dtype):
+        ctx.dtype_in = x.dtype
+        return x.astype(dtype)
+
+    def backward(ctx, g):
+        return cast(g, ctx.dtype_in), None
+
+    examples = staticmethod(lambda r: [((r.standard_normal((2, 3)), "float64"), {})])
+
+
+sum_to = defop(SumTo, "sum_to")
+broadcast_to = defop(BroadcastTo, "broadcast_to", method="broadcast_to")
+cast = defop(Cast, "cast")

@@ -1,0 +1,335 @@
+"""``Tensor``: an array, its gradient, whether it requires one, and the node of the graph that made it.
+
+Arithmetic and the other differentiable methods are attached by the op files (``deltagrad/ops``) when they
+register their ops; this file holds what is not an op: construction, conversion, backward, hooks and
+in-place updates (which are never recorded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from deltagrad import backend
+from deltagrad.autograd.grad_mode import state as _grad_state
+
+
+class Tensor:
+    """A multi-dimensional array that can record the operations applied to it.
+
+    >>> x = deltagrad.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward(); x.grad
+    tensor([2., 4.])
+    """
+
+    __slots__ = ("data", "grad", "_requires_grad", "_node", "_version", "_hooks", "__weakref__")
+    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
+    __hash__ = object.__hash__  # == is elementwise, identity is the hash (as in PyTorch)
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = backend.as_array(data, dtype)
+        self.grad: Tensor | None = None
+        self._node = None
+        self._version = [0]
+        self._hooks: list | None = None
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad = True
+
+    @staticmethod
+    def _make(data: Any, node: Any) -> Tensor:
+        """Wrap an op's output array (no copy, no checks: the hot path)."""
+        t = object.__new__(Tensor)
+        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        t.grad = None
+        t._node = node
+        t._requires_grad = node is not None
+        t._version = [0]
+        t._hooks = None
+        return t
+
+    # -- gradient bookkeeping ------------------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and not backend.is_floating(self.data.dtype):
+            raise RuntimeError(f"only floating-point tensors can require gradients, not dtype {self.data.dtype}")
+        if not value and self._node is not None:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; use detach()")
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self) -> Any:
+        return self._node
+
+    def backward(
+        self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
+        inputs: Any = None,
+    ) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (weighted by ``gradient`` if given)."""
+        from deltagrad.autograd.engine import backward
+
+        if isinstance(inputs, Tensor):
+            inputs = [inputs]
+        backward([self], None if gradient is None else [gradient], retain_graph, create_graph, inputs)
+
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Callable[[], None]:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        owner = self._node if self._node is not None else self
+        if owner._hooks is None:
+            owner._hooks = []
+        owner._hooks.append(hook)
+        return lambda: owner._hooks.remove(hook)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor after backward."""
+        if self._node is None:
+            return
+
+        def keep(g: Tensor) -> None:
+            self.grad = g if self.grad is None else self.grad + g
+
+        self.register_hook(keep)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shares memory and the in-place version counter)."""
+        t = Tensor._make(self.data, None)
+        t._version = self._version
+        return t
+
+    def detach_(self) -> Tensor:
+        self._node = None
+        self._requires_grad = False
+        return self
+
+    # -- conversion ------------------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def size(self, dim: int | None = None) -> Any:
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def numpy(self) -> np.ndarray:
+        if self._requires_grad:
+            raise RuntimeError("can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()")
+        return backend.to_numpy(self.data)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = backend.to_numpy(self.data)
+        return a if dtype is None else a.astype(dtype)
+
+    def item(self) -> Any:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, not shape {self.data.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {self.data.shape} is ambiguous")
+        return bool(self.data)
+
+    def to(self, dtype: Any) -> Tensor:
+        from deltagrad.autograd.function import cast
+
+        dtype = np.dtype(dtype)
+        return self if dtype == self.data.dtype else cast(self, dtype)
+
+    def float(self) -> Tensor:
+        return self.to(backend.float32)
+
+    def double(self) -> Tensor:
+        return self.to(backend.float64)
+
+    def long(self) -> Tensor:
+        return self.to(backend.int64)
+
+    def int(self) -> Tensor:
+        return self.to(backend.int32)
+
+    def bool(self) -> Tensor:
+        return self.to(backend.bool_)
+
+    type = to
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(*reversed(range(self.data.ndim)))
+
+    @property
+    def mT(self) -> Tensor:
+        return self.transpose(-2, -1)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = ""
+        if self.data.dtype not in (backend.float32, backend.int64, backend.bool_):
+            extra += f", dtype={self.data.dtype}"
+        if self._node is not None:
+            extra += f", grad_fn={self._node!r}"
+        elif self._requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    # -- comparisons: results are bool tensors outside the graph --------------------------------------------
+    def _compare(self, other: Any, ufunc: Any) -> Tensor:
+        return Tensor._make(ufunc(self.data, other.data if isinstance(other, Tensor) else other), None)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less)
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater_equal)
+
+    def eq(self, other: Any) -> Tensor:
+        return self == other
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return Tensor._make(_arg(np.argmax, self.data, dim, keepdim), None)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return Tensor._make(_arg(np.argmin, self.data, dim, keepdim), None)
+
+    # -- in-place updates: never recorded --------------------------------------------------------------------
+    def _inplace(self, ufunc: Any, other: Any) -> Tensor:
+        if self._requires_grad and _grad_state.enabled:
+            if self._node is None:
+                raise RuntimeError(
+                    "a leaf tensor that requires grad is being used in an in-place operation; "
+                    "wrap the update in `with deltagrad.no_grad():`"
+                )
+            raise RuntimeError(
+                "in-place operations are not recorded; write `x = x + y` (out of place) on tensors in the graph"
+            )
+        other = other.data if isinstance(other, Tensor) else other
+        ufunc(self.data, other, out=self.data, casting="same_kind")
+        self._version[0] += 1
+        return self
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        return self._inplace(np.add, other if alpha == 1 else _data(other) * alpha)
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        return self._inplace(np.subtract, other if alpha == 1 else _data(other) * alpha)
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._inplace(np.multiply, other)
+
+    def div_(self, other: Any) -> Tensor:
+        return self._inplace(np.divide, other)
+
+    def copy_(self, src: Any) -> Tensor:
+        return self._inplace(lambda a, b, out, casting: np.copyto(out, b, casting="unsafe"), src)
+
+    def zero_(self) -> Tensor:
+        return self._inplace(np.multiply, 0)
+
+    def fill_(self, value: Any) -> Tensor:
+        return self.copy_(value)
+
+    def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:
+        return self._inplace(lambda a, _, out, casting: np.clip(a, min, max, out=out), None)
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self + other if self._recording_non_leaf() else self.add_(other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self - other if self._recording_non_leaf() else self.sub_(other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self * other if self._recording_non_leaf() else self.mul_(other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self / other if self._recording_non_leaf() else self.div_(other)
+
+    def _recording_non_leaf(self) -> bool:
+        # `h += y` on an intermediate in the graph rebinds h to a new node, as `h = h + y` would
+        return self._node is not None and _grad_state.enabled
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if self._requires_grad and _grad_state.enabled:
+            raise RuntimeError(
+                "item assignment on a tensor that requires grad is not recorded; do it under no_grad(), "
+                "or build the tensor with where()/cat()"
+            )
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        self.data[index] = _data(value)
+        self._version[0] += 1
+
+
+def _data(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _arg(fn: Any, a: np.ndarray, dim: int | None, keepdim: bool) -> np.ndarray:
+    if dim is None:
+        out = np.asarray(fn(a))
+        return out.reshape((1,) * a.ndim) if keepdim else out
+    return fn(a, axis=dim, keepdims=keepdim)

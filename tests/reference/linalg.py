@@ -1,0 +1,7 @@
+"""PyTorch counterparts of the linalg ops: ``name -> f(torch, *args, **kwargs)``."""
+
+REFERENCE = {
+}
+
+# ops with no PyTorch counterpart: name -> why
+NO_TORCH_EQUIVALENT: dict[str, str] = {}

@@ -1,0 +1,65 @@
+"""Every registered op, gradchecked in float64 (and to second order where defined), by walking the op table.
+
+A new op is covered by being registered with ``examples``; an op without examples fails here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deltagrad as dg
+from conftest import example_inputs
+from deltagrad.autograd import OPS
+from deltagrad.testing import gradcheck, gradgradcheck
+
+OP_NAMES = sorted(OPS)
+
+
+def op_cases(name: str):
+    op = OPS[name]
+    assert op.examples is not None, f"op {name!r} has no examples: add them beside its definition"
+    return op, op.examples(np.random.default_rng(sum(map(ord, name))))
+
+
+def test_table_is_populated():
+    for name in ["add", "mul", "exp", "tanh", "sum", "reshape", "sum_to", "broadcast_to"]:
+        assert name in OPS
+
+
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_gradcheck(name):
+    op, cases = op_cases(name)
+    for args, kwargs in cases:
+        inputs = example_inputs(args)
+        if not any(isinstance(a, dg.Tensor) and a.requires_grad for a in inputs):
+            continue
+        assert gradcheck(lambda *xs: op.apply(*xs, **kwargs), inputs)
+
+
+@pytest.mark.parametrize("name", [n for n in OP_NAMES if OPS[n].differentiable_twice])
+def test_gradgradcheck(name):
+    op, cases = op_cases(name)
+    for args, kwargs in cases:
+        inputs = example_inputs(args)
+        if not any(isinstance(a, dg.Tensor) and a.requires_grad for a in inputs):
+            continue
+        assert gradgradcheck(lambda *xs: op.apply(*xs, **kwargs), inputs)
+
+
+@pytest.mark.parametrize("name", [n for n in OP_NAMES if OPS[n].keeps_dtype])
+def test_float32_stays_float32(name):
+    op, cases = op_cases(name)
+    for args, kwargs in cases:
+        args32 = tuple(a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype == np.float64 else a
+                       for a in args)
+        inputs = example_inputs(args32)
+        out = op.apply(*inputs, **kwargs)
+        if out.dtype.kind != "f":
+            continue
+        assert out.dtype == np.float32, f"{name} turned float32 into {out.dtype}"
+        if out.requires_grad:
+            out.backward(dg.Tensor(np.ones(out.shape, np.float32)))
+            for x in inputs:
+                if isinstance(x, dg.Tensor) and x.requires_grad:
+                    assert x.grad is not None and x.grad.dtype == np.float32, name
