@@ -34,7 +34,7 @@ def test_gradcheck(name):
         inputs = example_inputs(args)
         if not any(isinstance(a, dg.Tensor) and a.requires_grad for a in inputs):
             continue
-        assert gradcheck(lambda *xs: op.apply(*xs, **kwargs), inputs)
+        assert gradcheck(lambda *xs, kw=kwargs: op.apply(*xs, **kw), inputs)
 
 
 @pytest.mark.parametrize("name", [n for n in OP_NAMES if OPS[n].differentiable_twice])
@@ -44,7 +44,7 @@ def test_gradgradcheck(name):
         inputs = example_inputs(args)
         if not any(isinstance(a, dg.Tensor) and a.requires_grad for a in inputs):
             continue
-        assert gradgradcheck(lambda *xs: op.apply(*xs, **kwargs), inputs)
+        assert gradgradcheck(lambda *xs, kw=kwargs: op.apply(*xs, **kw), inputs)
 
 
 @pytest.mark.parametrize("name", [n for n in OP_NAMES if OPS[n].keeps_dtype])

@@ -1,8 +1,8 @@
 """Function transforms with ``torch.func``'s names: grad, value_and_grad, vjp, jacobian, hessian, hvp.
 
 They sit above the ops (a Jacobian stacks its rows). Each takes a function of tensors and returns a
-function (or values), as ``torch.func`` does. They are built on ``autograd.grad`` with ``create_graph=True`` where the result may be differentiated again, so they nest:
-``hessian(f)`` is ``jacobian(grad(f))``.
+function (or values), as ``torch.func`` does. They are built on ``autograd.grad`` with ``create_graph=True``
+where the result may be differentiated again, so they nest: ``hessian(f)`` is ``jacobian(grad(f))``.
 """
 
 from __future__ import annotations
