@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings as _warnings
 
-from deltagrad import autograd, func, random, testing
+from deltagrad import autograd, data, func, nn, optim, random, testing
 from deltagrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from deltagrad.backend import bool_, float16, float32, float64, int32, int64, uint8
 from deltagrad.creation import (

@@ -1,0 +1,1 @@
+"""deltagrad.cli (being written)."""

@@ -1,0 +1,1 @@
+"""deltagrad.data (being written)."""

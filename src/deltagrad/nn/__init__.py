@@ -1,0 +1,1 @@
+"""deltagrad.nn (being written)."""

@@ -1,0 +1,1 @@
+"""deltagrad.optim (being written)."""

@@ -1,0 +1,1 @@
+"""deltagrad.train (being written)."""
