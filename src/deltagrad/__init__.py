@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import warnings as _warnings
-
 from deltagrad import autograd, data, func, nn, optim, random, testing
 from deltagrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from deltagrad.backend import bool_, float16, float32, float64, int32, int64, uint8
@@ -34,9 +32,6 @@ from deltagrad.creation import (
 from deltagrad.ops import *  # noqa: F403  (every op function: deltagrad.exp, deltagrad.matmul, ...)
 from deltagrad.random import get_rng_state, manual_seed, set_rng_state
 from deltagrad.tensor import Tensor
-
-# inf − inf and 0 · inf give NaN silently, as in PyTorch; the user's own NumPy code keeps its settings
-_warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"deltagrad\.")
 
 bool = bool_
 double, float, long = float64, float32, int64

@@ -53,6 +53,34 @@ def to_numpy(a: numpy.ndarray) -> numpy.ndarray:
     return a
 
 
+try:  # NumPy 2 keeps its floating-point error state in a context variable: setting it directly is cheap
+    from numpy._core._ufunc_config import _extobj_contextvar as _fp_state
+
+    with numpy.errstate(all="ignore"):
+        _FP_QUIET = _fp_state.get()
+except ImportError:  # pragma: no cover - older or future NumPy: the public (slower) way
+    _fp_state = None
+
+
+def quiet_floating_point() -> Any:
+    """Stop NumPy warning about inf/NaN (they propagate silently, as in PyTorch); returns a restore token.
+
+    Every op's forward and every backward pass runs inside this; the user's own NumPy code keeps its settings.
+    """
+    if _fp_state is not None:
+        return _fp_state.set(_FP_QUIET)
+    state = numpy.errstate(all="ignore")
+    state.__enter__()
+    return state
+
+
+def restore_floating_point(token: Any) -> None:
+    if _fp_state is not None:
+        _fp_state.reset(token)
+    else:
+        token.__exit__(None, None, None)
+
+
 def zeros(shape: tuple[int, ...], dtype: Any) -> numpy.ndarray:
     return numpy.zeros(shape, dtype=dtype)
 

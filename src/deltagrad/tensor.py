@@ -266,7 +266,11 @@ class Tensor:
                 "in-place operations are not recorded; write `x = x + y` (out of place) on tensors in the graph"
             )
         other = other.data if isinstance(other, Tensor) else other
-        ufunc(self.data, other, out=self.data, casting="same_kind")
+        token = backend.quiet_floating_point()
+        try:
+            ufunc(self.data, other, out=self.data, casting="same_kind")
+        finally:
+            backend.restore_floating_point(token)
         self._version[0] += 1
         return self
 

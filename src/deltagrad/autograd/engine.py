@@ -15,6 +15,7 @@ import numpy as np
 
 from deltagrad.autograd.function import Function, cast, sum_to
 from deltagrad.autograd.grad_mode import set_grad_enabled
+from deltagrad.backend import quiet_floating_point, restore_floating_point
 from deltagrad.tensor import Tensor
 
 
@@ -131,6 +132,27 @@ def backward(
         t, g = grads.pop(key)
         deliver(t, g)
 
+    token = quiet_floating_point()
+    try:
+        _reverse(roots, grads, deliver, wanted, results, retain_graph, create_graph)
+    finally:
+        restore_floating_point(token)
+
+    if inputs is None or accumulate:
+        return None
+    for k, (t, r) in enumerate(zip(inputs, results)):
+        if r is None and not allow_unused:
+            raise RuntimeError(
+                f"input {k} (shape {t.shape}) was not used to compute the outputs; pass allow_unused=True"
+            )
+        if r is not None and not isinstance(r, Tensor):
+            results[k] = Tensor._make(r, None)
+    return results
+
+
+def _reverse(roots: list[Function], grads: dict, deliver: Any, wanted: dict | None, results: list,
+             retain_graph: bool, create_graph: bool) -> None:
+    """Visit the nodes from the outputs down; each runs backward once all its consumers have added to g."""
     with set_grad_enabled(create_graph):
         for node in reversed(topological_order(roots)):
             g = grads.pop(id(node), None)
@@ -158,14 +180,3 @@ def backward(
                     grads[k] = gi if k not in grads else grads[k] + gi
             if not retain_graph:
                 node._release()
-
-    if inputs is None or accumulate:
-        return None
-    for k, (t, r) in enumerate(zip(inputs, results)):
-        if r is None and not allow_unused:
-            raise RuntimeError(
-                f"input {k} (shape {t.shape}) was not used to compute the outputs; pass allow_unused=True"
-            )
-        if r is not None and not isinstance(r, Tensor):
-            results[k] = Tensor._make(r, None)
-    return results

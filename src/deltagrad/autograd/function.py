@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from deltagrad.autograd.grad_mode import state as _grad_state
-from deltagrad.backend import xp
+from deltagrad.backend import quiet_floating_point, restore_floating_point, xp
 from deltagrad.tensor import Tensor
 
 OPS: dict[str, type[Function]] = {}
@@ -113,7 +113,11 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
         else:
             arrays.append(a)
     ctx = cls.__new__(cls)
-    out = cls.forward(ctx, *arrays, **params)
+    token = quiet_floating_point()
+    try:
+        out = cls.forward(ctx, *arrays, **params)
+    finally:
+        restore_floating_point(token)
     if not tensors:
         return out
     if not (record and _grad_state.enabled):
