@@ -62,22 +62,24 @@ except ImportError:  # pragma: no cover - older or future NumPy: the public (slo
     _fp_state = None
 
 
-def quiet_floating_point() -> Any:
-    """Stop NumPy warning about inf/NaN (they propagate silently, as in PyTorch); returns a restore token.
+if _fp_state is not None:
 
-    Every op's forward and every backward pass runs inside this; the user's own NumPy code keeps its settings.
-    """
-    if _fp_state is not None:
+    def quiet_floating_point() -> Any:
+        """Stop NumPy warning about inf/NaN (they propagate silently, as in PyTorch); returns a restore token.
+
+        Every op call and every backward pass runs inside this; the user's own NumPy code keeps its settings.
+        """
         return _fp_state.set(_FP_QUIET)
-    state = numpy.errstate(all="ignore")
-    state.__enter__()
-    return state
 
+    restore_floating_point = _fp_state.reset
+else:  # pragma: no cover
 
-def restore_floating_point(token: Any) -> None:
-    if _fp_state is not None:
-        _fp_state.reset(token)
-    else:
+    def quiet_floating_point() -> Any:
+        state = numpy.errstate(all="ignore")
+        state.__enter__()
+        return state
+
+    def restore_floating_point(token: Any) -> None:
         token.__exit__(None, None, None)
 
 

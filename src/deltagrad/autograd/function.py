@@ -101,9 +101,9 @@ class Function:
 
 
 def _record(cls: type[Function], args: tuple, params: dict) -> Any:
+    """Run ``cls.forward`` on the arrays inside ``args``; wrap and record the result when grad is needed."""
     arrays = []
-    tensors = False
-    record = False
+    tensors = record = False
     for a in args:
         if isinstance(a, Tensor):
             tensors = True
@@ -112,7 +112,7 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
                 record = True
         else:
             arrays.append(a)
-    ctx = cls.__new__(cls)
+    ctx = _new(cls)
     token = quiet_floating_point()
     try:
         out = cls.forward(ctx, *arrays, **params)
@@ -120,19 +120,32 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
         restore_floating_point(token)
     if not tensors:
         return out
-    if not (record and _grad_state.enabled):
-        return Tensor._make(out, None)
+    if not record or not _grad_state.enabled:
+        return _make(out, None)
+    needs = []
+    versions = []
+    for a in args:
+        if isinstance(a, Tensor):
+            needs.append(a._requires_grad)
+            versions.append(a._version[0])
+        else:
+            needs.append(False)
+            versions.append(0)
     ctx._inputs = args
     ctx._arrays = arrays
-    ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
-    ctx._versions = tuple(a._version[0] if isinstance(a, Tensor) else 0 for a in args)
+    ctx.needs_input_grad = needs
+    ctx._versions = versions
     ctx._out = out
     ctx._create_graph = False
-    result = Tensor._make(out, ctx)
+    result = _make(out, ctx)
     if cls.is_view:
         result._version = args[0]._version
     ctx._out_version = (result._version, result._version[0])
     return result
+
+
+_new = object.__new__
+_make = Tensor._make
 
 
 def defop(cls: type[Function], name: str | None = None, method: str | tuple[str, ...] | None = None):
@@ -143,7 +156,11 @@ def defop(cls: type[Function], name: str | None = None, method: str | tuple[str,
     OPS[name] = cls
 
     def fn(*args: Any, **params: Any) -> Any:
-        return _record(cls, args, params)
+        for a in args:
+            if isinstance(a, Tensor):
+                return _record(cls, args, params)
+        # arrays only (a backward rule in an ordinary backward, which the engine already quiets): no graph
+        return cls.forward(_new(cls), *args, **params)
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = cls.__doc__
