@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from deltagrad import autograd, data, func, nn, optim, random, testing
-from deltagrad.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from deltagrad.autograd import capture, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from deltagrad.backend import bool_, float16, float32, float64, int32, int64, uint8
 from deltagrad.creation import (
     arange,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from deltagrad.autograd import engine
+from deltagrad.autograd.capture import CaptureError, capture, replayed
 from deltagrad.autograd.function import OPS, Function, defop
 from deltagrad.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from deltagrad.tensor import Tensor
@@ -41,5 +42,6 @@ def backward(tensors: Tensor | Sequence[Tensor], grad_tensors: Any = None, retai
     engine.backward(tensors, grad_tensors, retain_graph, create_graph, inputs)
 
 
-__all__ = ["Function", "OPS", "defop", "grad", "backward", "no_grad", "enable_grad", "set_grad_enabled",
+__all__ = ["Function", "OPS", "defop", "grad", "backward", "capture", "replayed", "CaptureError", "no_grad",
+           "enable_grad", "set_grad_enabled",
            "is_grad_enabled"]

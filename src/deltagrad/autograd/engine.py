@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from deltagrad.autograd import capture
 from deltagrad.autograd.function import Function, cast, sum_to
 from deltagrad.autograd.grad_mode import set_grad_enabled
 from deltagrad.backend import quiet_floating_point, restore_floating_point
@@ -132,9 +133,15 @@ def backward(
         t, g = grads.pop(key)
         deliver(t, g)
 
+    order = topological_order(roots)
+    tape = capture.recording()
+    if tape is not None:
+        if create_graph or inputs is not None or len(grads) != len(set(map(id, roots))):
+            raise capture.CaptureError("a captured step may only call plain backward() on non-leaf outputs")
+        tape.backward(list(reversed(order)), [(node, grads[id(node)]) for node in roots])
     token = quiet_floating_point()
     try:
-        _reverse(roots, grads, deliver, wanted, results, retain_graph, create_graph)
+        _reverse(order, grads, deliver, wanted, results, retain_graph, create_graph)
     finally:
         restore_floating_point(token)
 
@@ -150,11 +157,11 @@ def backward(
     return results
 
 
-def _reverse(roots: list[Function], grads: dict, deliver: Any, wanted: dict | None, results: list,
+def _reverse(order: list[Function], grads: dict, deliver: Any, wanted: dict | None, results: list,
              retain_graph: bool, create_graph: bool) -> None:
     """Visit the nodes from the outputs down; each runs backward once all its consumers have added to g."""
     with set_grad_enabled(create_graph):
-        for node in reversed(topological_order(roots)):
+        for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
                 continue

@@ -121,7 +121,10 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
     if not tensors:
         return out
     if not record or not _grad_state.enabled:
-        return _make(out, None)
+        result = _make(out, None)
+        if _tape_hook is not None:
+            _tape_hook(cls, args, params, result)
+        return result
     needs = []
     versions = []
     for a in args:
@@ -141,10 +144,13 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
     if cls.is_view:
         result._version = args[0]._version
     ctx._out_version = (result._version, result._version[0])
+    if _tape_hook is not None:
+        _tape_hook(cls, args, params, result)
     return result
 
 
 _new = object.__new__
+_tape_hook: Callable | None = None  # set while ``deltagrad.capture`` records a step (autograd/capture.py)
 _make = Tensor._make
 
 

@@ -1,0 +1,255 @@
+"""Capture a training step once, replay it without the per-op bookkeeping: ``deltagrad.capture(step)``.
+
+Small networks on a CPU are bound by Python overhead, not arithmetic. The first call of a captured step runs
+it eagerly while a tape records three kinds of event: each op applied (its Function, where its arguments come
+from), each backward pass (the order of its nodes and where every gradient goes), and each call of a method
+marked ``@replayed`` (an optimizer's ``step`` and ``zero_grad``). Later calls with inputs of the same shapes
+replay the tape: the same forward and backward rules run on fresh arrays, but no Tensor, graph node,
+topological sort or version check is made. A new input shape (say a smaller last batch) is captured anew.
+
+Rules, as for ``jax.jit`` or CUDA graphs: the step must be the same sequence of deltagrad ops every call
+(no Python branching on values); whatever depends on the inputs must be computed by ops (a NumPy value
+computed from ``x.data`` inside the step is frozen at capture); tensor hooks are not allowed. Ops that draw
+random numbers (dropout) draw new ones at every replay, since their forward runs again.
+
+    step = deltagrad.capture(lambda x, y: train_step(model, optimizer, x, y))
+    for x, y in loader:
+        loss = step(x, y)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from deltagrad.autograd import function as _function
+from deltagrad.autograd.function import Function, sum_to
+from deltagrad.backend import quiet_floating_point, restore_floating_point
+from deltagrad.tensor import Tensor
+
+
+class CaptureError(RuntimeError):
+    """The step cannot be captured (it uses something a replay could not repeat)."""
+
+
+# an argument's origin in the tape: an input of the step, the output of an earlier op, or a live tensor
+INPUT, SLOT, LIVE, VALUE = 0, 1, 2, 3
+
+
+class _Tape:
+    def __init__(self, inputs: tuple) -> None:
+        self.events: list[tuple] = []
+        self.slot_of: dict[int, int] = {}      # id(Tensor made during capture) -> slot
+        self.keep: list[Tensor] = []           # keeps captured tensors alive so ids stay unique
+        self.input_of = {id(t): k for k, t in enumerate(inputs) if isinstance(t, Tensor)}
+        self.n_slots = 0
+
+    def source(self, a: Any) -> tuple:
+        if isinstance(a, Tensor):
+            key = id(a)
+            if key in self.input_of:
+                return (INPUT, self.input_of[key])
+            if key in self.slot_of:
+                return (SLOT, self.slot_of[key])
+            return (LIVE, a)
+        return (VALUE, a)
+
+    def new_slot(self, t: Tensor) -> int:
+        slot = self.n_slots
+        self.n_slots += 1
+        self.slot_of[id(t)] = slot
+        self.keep.append(t)
+        return slot
+
+    # -- recording, called from the op recorder, the engine and @replayed methods -----------------------
+    def op(self, cls: type[Function], args: tuple, params: dict, result: Any) -> None:
+        needs = (tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
+                 if isinstance(result, Tensor) and result._node is not None else None)
+        sources = tuple(self.source(a) for a in args)
+        slot = self.new_slot(result) if isinstance(result, Tensor) else None
+        self.events.append(("op", cls, sources, params, slot, needs, result._node if needs else None))
+
+    def backward(self, order: list[Function], roots: list[tuple[Function, Any]]) -> None:
+        slot_of_node = {}
+        for ev in self.events:
+            if ev[0] == "op" and ev[6] is not None:
+                slot_of_node[id(ev[6])] = ev[4]
+        plan = []
+        for node in order:
+            if id(node) not in slot_of_node:
+                raise CaptureError("backward reaches a node made before the captured step began; "
+                                   "detach() values carried over from earlier steps")
+            if node._hooks:
+                raise CaptureError("tensor hooks cannot be captured; remove them or run the step eagerly")
+            dests = []
+            for t, need in zip(node._inputs, node.needs_input_grad):
+                if not need:
+                    dests.append(None)
+                elif t._node is not None:
+                    dests.append((SLOT, slot_of_node[id(t._node)], t.shape, t.dtype))
+                else:
+                    if t._hooks:
+                        raise CaptureError("tensor hooks cannot be captured")
+                    dests.append((LIVE, t, t.shape, t.dtype))
+            plan.append((slot_of_node[id(node)], dests))
+        seeds = [(slot_of_node[id(node)], np.array(g, copy=True)) for node, g in roots]
+        self.events.append(("backward", plan, seeds))
+
+    def call(self, fn: Callable, args: tuple, kwargs: dict) -> None:
+        self.events.append(("call", fn, args, kwargs))
+
+
+_recording: list[_Tape] = []   # the tape being recorded, if any (a list so that nesting is refused)
+
+
+def recording() -> _Tape | None:
+    return _recording[-1] if _recording else None
+
+
+def replayed(method: Callable) -> Callable:
+    """Mark a method with side effects (an optimizer's ``step``) so that captured steps repeat the call."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if _recording:
+            _recording[-1].call(method, (self, *args), kwargs)
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _replay(tape: _Tape, inputs: tuple, structure: Any) -> Any:
+    """Run the recorded events on ``inputs``; returns the step's output structure with fresh values."""
+    values: list[Any] = [None] * tape.n_slots   # each op's output array
+    nodes: list[Any] = [None] * tape.n_slots    # each recorded op's context, for its backward
+    new = object.__new__
+    for ev in tape.events:
+        kind = ev[0]
+        if kind == "op":
+            _, cls, sources, params, slot, needs, _node = ev
+            arrays = [inputs[s[1]].data if s[0] == INPUT else values[s[1]] if s[0] == SLOT
+                      else s[1].data if s[0] == LIVE else s[1] for s in sources]
+            ctx = new(cls)
+            out = cls.forward(ctx, *arrays, **params)
+            if needs is not None:
+                ctx._arrays = arrays
+                ctx._out = out
+                ctx._inputs = ctx._versions = ()
+                ctx._out_version = _REPLAY_VERSION
+                ctx._create_graph = False
+                ctx.needs_input_grad = needs
+                nodes[slot] = ctx
+            values[slot] = out
+        elif kind == "backward":
+            _replay_backward(ev[1], ev[2], nodes)
+        else:
+            ev[1](*ev[2], **ev[3])
+    return _outputs(structure, tape, values)
+
+
+_REPLAY_VERSION = ([0], 0)  # replays make no Tensors, so nothing can change a saved value in place
+
+
+def _replay_backward(plan: list, seeds: list, nodes: list) -> None:
+    """The engine's reverse pass, with the order and every gradient's destination decided at capture."""
+    grads: dict[int, Any] = dict(seeds)
+    owned: set[int] = set()
+    for slot, dests in plan:
+        g = grads.pop(slot, None)
+        if g is None:
+            continue
+        gin = nodes[slot].backward(g)
+        if not isinstance(gin, tuple):
+            gin = (gin,)
+        for dest, gi in zip(dests, gin):
+            if dest is None or gi is None:
+                continue
+            kind, target, shape, dtype = dest
+            if gi.shape != shape:
+                gi = sum_to(gi, shape)
+            if gi.dtype != dtype:
+                gi = gi.astype(dtype)
+            if kind == SLOT:
+                grads[target] = gi if target not in grads else grads[target] + gi
+            elif target.grad is None:
+                if gi.base is not None or id(gi) in owned or not gi.flags.writeable:
+                    gi = gi.copy()
+                owned.add(id(gi))
+                target.grad = Tensor._make(gi, None)
+            else:
+                target.grad = Tensor._make(target.grad.data + gi, None)
+
+
+def _outputs(structure: Any, tape: _Tape, slots: list) -> Any:
+    if isinstance(structure, Tensor):
+        slot = tape.slot_of.get(id(structure))
+        if slot is None:
+            return structure
+        return Tensor._make(slots[slot], None)
+    if isinstance(structure, (tuple, list)):
+        return type(structure)(_outputs(s, tape, slots) for s in structure)
+    if isinstance(structure, dict):
+        return {k: _outputs(v, tape, slots) for k, v in structure.items()}
+    return structure
+
+
+def _signature(args: tuple) -> tuple:
+    return tuple((a.shape, a.dtype.str) if isinstance(a, Tensor) else ("value", repr(a)) for a in args)
+
+
+class CapturedStep:
+    """A step function that is recorded on its first call for each input signature and replayed after."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.tapes: dict[tuple, tuple[_Tape, Any]] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        args = tuple(a if isinstance(a, Tensor) else Tensor(a) if isinstance(a, np.ndarray) else a for a in args)
+        key = _signature(args)
+        entry = self.tapes.get(key)
+        if entry is None:
+            return self._capture(key, args)
+        tape, structure = entry
+        token = quiet_floating_point()
+        try:
+            return _replay(tape, args, structure)
+        finally:
+            restore_floating_point(token)
+
+    def _capture(self, key: tuple, args: tuple) -> Any:
+        if _recording:
+            raise CaptureError("captured steps cannot be nested")
+        tape = _Tape(args)
+        _recording.append(tape)
+        _function._tape_hook = tape.op
+        try:
+            out = self.fn(*args)
+        finally:
+            _recording.pop()
+            _function._tape_hook = None
+        tape.keep = []  # the capture's activations are no longer needed; the output structure keeps its ids
+        self.tapes[key] = (tape, out)
+        return _detached(out)
+
+
+def _detached(structure: Any) -> Any:
+    if isinstance(structure, Tensor):
+        return structure.detach()
+    if isinstance(structure, (tuple, list)):
+        return type(structure)(_detached(s) for s in structure)
+    if isinstance(structure, dict):
+        return {k: _detached(v) for k, v in structure.items()}
+    return structure
+
+
+def capture(fn: Callable[..., Any]) -> CapturedStep:
+    """Record ``fn`` (a whole training step: forward, backward, optimizer) once; replay it on later calls.
+
+    Returns outputs as tensors without a graph (call ``.item()`` on a returned loss as usual).
+    """
+    return CapturedStep(fn)
