@@ -195,13 +195,16 @@ class BackwardHook:
         return None if res is None else tuple(res[i] for i in self.input_index)
 
     def _call_hooks(self, grad_input: tuple) -> tuple | None:
-        if self.grad_output is None:  # the outputs got no gradient through the gate (not used)
-            self.grad_output = (None,) * self.n_outputs
+        if self.grad_output is None:
+            # no gradient came through the output gate in this pass: a second backward through the graph
+            # of the first one (create_graph) reaches the input gate alone; as in PyTorch, hooks skip it
+            return None
         replaced = None
         for hook in self.hooks:
             res = hook(self.module, grad_input if replaced is None else replaced, self.grad_output)
             if res is not None:
                 replaced = _checked(res, self.n_inputs, "grad_input")
+        self.grad_output = None
         return replaced
 
 
