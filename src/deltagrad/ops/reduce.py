@@ -110,13 +110,14 @@ class Var(Function):
 
     def forward(ctx, x, dim=None, correction=1, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
-        ctx.dof = builtins.max(count(x.shape, ctx.axes) - correction, 0)  # PyTorch clamps at 0: NaN or inf
-        with quiet():
-            d = x - x.mean(axis=ctx.axes, keepdims=True)
+        n = count(x.shape, ctx.axes)
+        ctx.dof = builtins.max(n - correction, 0)  # PyTorch clamps at 0: NaN or inf
+        with quiet():  # sum / n, not x.mean(), which warns on empty slices
+            d = x - x.sum(axis=ctx.axes, keepdims=True) / n
             return (d * d).sum(axis=ctx.axes, keepdims=keepdim) / ctx.dof
 
     def backward(ctx, g):
-        (x,) = ctx.args
+        x = ctx.args[0]
         return _var_grad(ctx, g, x)
 
     examples = staticmethod(lambda r: [((randn(r, 3, 4),), {}), ((randn(r, 3, 4),), dict(dim=1, keepdim=True)),
@@ -132,7 +133,7 @@ class Std(Function):
             return xp.sqrt(Var.forward(ctx, x, dim, correction, keepdim))
 
     def backward(ctx, g):
-        (x,) = ctx.args
+        x = ctx.args[0]
         y = ctx.result
         zero = const(y) == 0
         with quiet():
@@ -327,7 +328,7 @@ class Prod(Function):
         return x.prod(axis=ctx.axes, keepdims=keepdim)
 
     def backward(ctx, g):
-        (x,) = ctx.args
+        x = ctx.args[0]
         others = _others_graph(x, ctx.axes) if is_tensor(x) else _others_array(x, ctx.axes)
         return unreduce(g, ctx.shape, ctx.axes) * others
 
@@ -356,7 +357,7 @@ class LogSumExp(Function):
         return y if keepdim else y.reshape([n for d, n in enumerate(x.shape) if d not in ctx.axes])
 
     def backward(ctx, g):
-        (x,) = ctx.args
+        x = ctx.args[0]
         y = reshape(ctx.result, kept_shape(ctx.shape, ctx.axes))
         yc = const(y)
         finite = xp.isfinite(yc)
