@@ -130,7 +130,10 @@ class Unsqueeze(Function):
 
     def forward(ctx, x, dim):
         ctx.shape_in = x.shape
-        return xp.expand_dims(x, normalize_dim(dim, x.ndim + 1))
+        if not -x.ndim - 1 <= dim <= x.ndim:
+            raise IndexError(f"unsqueeze: dim {dim} is out of range [{-x.ndim - 1}, {x.ndim}] for a tensor of "
+                             f"{x.ndim} dimensions")
+        return xp.expand_dims(x, dim % (x.ndim + 1))
 
     def backward(ctx, g):
         return reshape(g, ctx.shape_in)
