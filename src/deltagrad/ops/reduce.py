@@ -67,7 +67,10 @@ def _check_nonempty(name: str, shape: tuple[int, ...], axes: tuple[int, ...], di
 
 
 class Sum(Function):
-    """y = Σ x over ``dim``;  dx = g broadcast back"""
+    """y = Σ x over ``dim``;  dx = g broadcast back
+
+    >>> deltagrad.ones(2, 3).sum(1)   # tensor([3., 3.])
+    """
 
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
@@ -82,7 +85,10 @@ class Sum(Function):
 
 
 class Mean(Function):
-    """y = (1/n) Σ x over ``dim``;  dx = g / n broadcast back (the mean of nothing is NaN)"""
+    """y = (1/n) Σ x over ``dim``;  dx = g / n broadcast back (the mean of nothing is NaN)
+
+    >>> deltagrad.tensor([[1.0, 2.0], [3.0, 5.0]]).mean(dim=0, keepdim=True)   # [[2.0, 3.5]]
+    """
 
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
@@ -178,7 +184,10 @@ def std(input: Any, dim: Any = None, unbiased: bool | None = None, keepdim: bool
 
 
 class Amax(Function):
-    """y = max x over ``dim``;  dx = g shared evenly among the positions that attain the maximum"""
+    """y = max x over ``dim``;  dx = g shared evenly among the positions that attain the maximum
+
+    >>> deltagrad.tensor([[1.0, 4.0], [4.0, 2.0]]).amax(dim=(0, 1))   # tensor(4.)
+    """
 
     name_ = "amax"
     pick = staticmethod(xp.max)
@@ -321,7 +330,10 @@ def _others_graph(x, axes):
 
 
 class Prod(Function):
-    """y = Π x over ``dim``;  dx = g · Π_{j≠i} x_j (the product of the others: exact where x has zeros)"""
+    """y = Π x over ``dim``;  dx = g · Π_{j≠i} x_j (the product of the others: exact where x has zeros)
+
+    >>> deltagrad.tensor([[2.0, 3.0], [0.0, 4.0]]).prod(1)   # tensor([6., 0.])
+    """
 
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
@@ -342,7 +354,10 @@ class LogSumExp(Function):
     """y = m + log Σ exp(x − m) over ``dim``, m the (finite) maximum;  dx = g · exp(x − y) (the softmax)
 
     Rows of all −inf give −inf with gradient 0; a row with +inf gives +inf, its gradient shared among the
-    +inf entries (the limit of the softmax). No NumPy warnings for these legal inputs.
+    +inf entries (the limit of the softmax). No NumPy warnings for these legal inputs. ``dim=None``
+    reduces all elements (PyTorch requires a dim).
+
+    >>> deltagrad.tensor([[1000.0, 1000.0]]).logsumexp(1)   # tensor([1000.6931])
     """
 
     def forward(ctx, x, dim=None, keepdim=False):

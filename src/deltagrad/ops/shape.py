@@ -68,7 +68,10 @@ class Reshape(Function):
 
 
 class Permute(Function):
-    """y = x with its axes reordered: y.shape[i] = x.shape[dims[i]];  dx = g permuted back"""
+    """y = x with its axes reordered: y.shape[i] = x.shape[dims[i]];  dx = g permuted back
+
+    >>> deltagrad.zeros(2, 3, 4).permute(2, 0, 1).shape   # (4, 2, 3)
+    """
 
     is_view = True
 
@@ -89,7 +92,10 @@ class Permute(Function):
 
 
 class Transpose(Function):
-    """y = x with axes ``dim0`` and ``dim1`` swapped;  dx = g swapped back"""
+    """y = x with axes ``dim0`` and ``dim1`` swapped;  dx = g swapped back
+
+    >>> deltagrad.zeros(2, 3, 4).transpose(0, -1).shape   # (4, 3, 2)
+    """
 
     is_view = True
 
@@ -104,7 +110,10 @@ class Transpose(Function):
 
 
 class Squeeze(Function):
-    """y = x without its size-1 axes (all, or those among ``dim``);  dx = g reshaped back"""
+    """y = x without its size-1 axes (all, or those among ``dim``);  dx = g reshaped back
+
+    >>> deltagrad.zeros(1, 3, 1).squeeze(-1).shape   # (1, 3)
+    """
 
     is_view = True
 
@@ -124,7 +133,10 @@ class Squeeze(Function):
 
 
 class Unsqueeze(Function):
-    """y = x with a new size-1 axis at ``dim`` (−ndim−1 ≤ dim ≤ ndim);  dx = g reshaped back"""
+    """y = x with a new size-1 axis at ``dim`` (−ndim−1 ≤ dim ≤ ndim);  dx = g reshaped back
+
+    >>> deltagrad.zeros(3, 4).unsqueeze(1).shape   # (3, 1, 4)
+    """
 
     is_view = True
 
@@ -142,7 +154,10 @@ class Unsqueeze(Function):
 
 
 class Flatten(Function):
-    """y = x with axes ``start_dim..end_dim`` merged into one;  dx = g reshaped back"""
+    """y = x with axes ``start_dim..end_dim`` merged into one;  dx = g reshaped back
+
+    >>> deltagrad.zeros(8, 3, 5, 5).flatten(1).shape   # (8, 75)
+    """
 
     is_view = True
 
@@ -163,7 +178,10 @@ class Flatten(Function):
 
 
 class Expand(Function):
-    """y = x broadcast to ``sizes`` (−1 keeps a size; new axes go in front), a read-only view;  dx = Σ g"""
+    """y = x broadcast to ``sizes`` (−1 keeps a size; new axes go in front), a read-only view;  dx = Σ g
+
+    >>> deltagrad.zeros(3, 1).expand(2, -1, 4).shape   # (2, 3, 4)
+    """
 
     is_view = True
 
@@ -196,7 +214,10 @@ class Expand(Function):
 
 
 class Repeat(Function):
-    """y = x tiled ``sizes`` times along each axis (new axes in front);  dx = g summed over the copies"""
+    """y = x tiled ``sizes`` times along each axis (new axes in front);  dx = g summed over the copies
+
+    >>> deltagrad.tensor([1.0, 2.0]).repeat(2, 2)   # [[1, 2, 1, 2], [1, 2, 1, 2]]
+    """
 
     def forward(ctx, x, *sizes):
         sizes = _sizes(sizes)
@@ -233,6 +254,8 @@ class Pad(Function):
 
     ``pad = (left, right)`` for the last axis, then ``(top, bottom)`` for the one before, and so on;
     negative amounts crop. The backward is ``pad`` with the amounts negated.
+
+    >>> deltagrad.pad(deltagrad.ones(2, 3), (1, 1)).shape   # (2, 5)
     """
 
     def forward(ctx, x, pad, mode="constant", value=None):
@@ -436,7 +459,10 @@ def parse_index(index: Any, shape: tuple[int, ...]) -> tuple[tuple, bool]:
 
 
 class GetItem(Function):
-    """y = x[index], basic indexing (ints, slices of any step, None, ...): a view;  dx = g put into zeros"""
+    """y = x[index], basic indexing (ints, slices of any step, None, ...): a view;  dx = g put into zeros
+
+    >>> deltagrad.arange(6).reshape(2, 3)[1, ::2]   # tensor([3, 5])
+    """
 
     is_view = True
 
@@ -456,7 +482,10 @@ class GetItem(Function):
 
 class Index(GetItem):
     """y = x[index] with integer arrays or boolean masks (a copy);  dx = g added into zeros at index,
-    repeated indices accumulating"""
+    repeated indices accumulating
+
+    >>> x = deltagrad.tensor([1.0, 2.0, 3.0]); x[[0, 0, 2]], x[x > 1]   # [1, 1, 3], [2, 3]
+    """
 
     is_view = False
 
