@@ -29,6 +29,7 @@ from deltagrad.creation import (
     zeros,
     zeros_like,
 )
+from deltagrad.io import load, save
 from deltagrad.ops import *  # noqa: F403  (every op function: deltagrad.exp, deltagrad.matmul, ...)
 from deltagrad.random import get_rng_state, manual_seed, set_rng_state
 from deltagrad.tensor import Tensor
