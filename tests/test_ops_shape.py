@@ -47,7 +47,7 @@ INDICES = [
     (Ellipsis, 1), (1, Ellipsis, None), (Ellipsis,), (slice(10, 20),), (0, 1, 2),
     [0, 2, 0], np.array([3, -1, 3, 3]), (np.array([0, 1, 1]), np.array([4, 4, 0])),
     (np.array([[0], [3]]), slice(None), np.array([2, 2, 0])),  # advanced split by a slice: broadcast dims first
-    (slice(None), np.array([[1, 1], [0, 4]])), (Ellipsis, [1, 1]),
+    (slice(None), np.array([[1, 1], [0, 4]])), (Ellipsis, [1, 1]), (range(1, 3),), np.array(2),
     X[:, :, 0] > 0, (X[:, 0, 0] > 0, 2), (slice(None), np.array([True, False, True, True, False])),
     (np.array([1, 3]), np.isin(np.arange(15).reshape(5, 3), [5, 12])),  # a 2-D mask beside an index array
 ]
@@ -176,6 +176,7 @@ def test_zero_size_tensors():
     assert [p.shape for p in e.split(2, dim=1)] == [(0, 2), (0, 2)]
     (e.sum() + e[:, 0].sum()).backward()
     assert e.grad.shape == (0, 4)
+    assert [c.shape for c in e.chunk(3)] == [tuple(c.shape) for c in torch.zeros(0, 4).chunk(3)]
     x = dg.tensor(np.arange(3.0))
     assert x[3:].shape == (0,) and x[x > 5].shape == (0,)
 

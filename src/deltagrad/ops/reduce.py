@@ -357,7 +357,7 @@ class LogSumExp(Function):
     +inf entries (the limit of the softmax). No NumPy warnings for these legal inputs. ``dim=None``
     reduces all elements (PyTorch requires a dim).
 
-    >>> deltagrad.tensor([[1000.0, 1000.0]]).logsumexp(1)   # tensor([1000.6931])
+    >>> deltagrad.tensor([[1000.0, 1000.0]]).logsumexp(1)   # tensor([1000.6931]) (log 2 above 1000)
     """
 
     def forward(ctx, x, dim=None, keepdim=False):

@@ -403,7 +403,7 @@ def parse_index(index: Any, shape: tuple[int, ...]) -> tuple[tuple, bool]:
     for k, it in enumerate(items):
         if isinstance(it, Tensor):
             it = it.data
-        elif isinstance(it, (list, tuple)):
+        elif isinstance(it, (list, tuple, range)):
             it = np.asarray(it)
         elif isinstance(it, (bool, np.bool_)):
             it = np.asarray(it)
@@ -560,7 +560,9 @@ def chunk(input: Any, chunks: int, dim: int = 0) -> tuple:
     if chunks <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
     n = input.shape[normalize_dim(dim, input.ndim)]
-    return split(input, max(-(-n // chunks), 1), dim)
+    if n == 0:  # PyTorch gives `chunks` empty pieces
+        return tuple(input[_along(input, dim, slice(0, 0))] for _ in range(chunks))
+    return split(input, -(-n // chunks), dim)
 
 
 def unbind(input: Any, dim: int = 0) -> tuple:
