@@ -1,3 +1,334 @@
-"""conv ops (being written)."""
+"""Convolution ops (1-D, 2-D, 3-D), each one graph node, with PyTorch's arguments and weight layout.
 
-__all__: list[str] = []
+Forward is im2col on a strided view of the (padded) input and one batched BLAS product:
+    cols[n, c·k, l] = x_pad[n, c, l·stride + k·dilation],   y[n] = W (O × C·K) @ cols[n] (+ b).
+Backward is the notes' rule for a module with weights, written as two more ops:
+    dx = conv_input(x.shape, W, g)   (the transposed convolution: Wᵀ @ g, folded back onto the input)
+    dW = conv_weight(x, W.shape, g)  (g @ colsᵀ summed over the batch),   db = Σ g over batch and space.
+Those two ops have backward rules made of the same three ops, so gradients of gradients work. Their names
+follow ``torch.nn.grad.conv2d_input`` / ``conv2d_weight``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import operator
+from typing import Any
+
+from deltagrad.autograd.function import Function, defop, is_tensor
+from deltagrad.backend import sliding_windows, xp
+from deltagrad.ops._util import randn
+
+__all__ = ["conv1d", "conv2d", "conv3d", "conv1d_input", "conv2d_input", "conv3d_input", "conv1d_weight",
+           "conv2d_weight", "conv3d_weight"]
+
+# im2col columns up to this size are kept from forward for dW; larger ones are rebuilt in backward
+_KEEP_COLS_BYTES = 32 * 2**20
+
+
+# ---- geometry shared with pooling ----------------------------------------------------------------------------
+
+
+def ntuple(value: Any, n: int, name: str) -> tuple[int, ...]:
+    """An int or a sequence of ``n`` ints as an ``n``-tuple, or a ValueError naming the argument."""
+    try:
+        return (operator.index(value),) * n
+    except TypeError:
+        pass
+    try:
+        out = tuple(operator.index(v) for v in value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}") from None
+    if len(out) == 1 and n > 1:
+        out = out * n
+    if len(out) != n:
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+    return out
+
+
+def padding_pairs(padding: Any, n: int, kernel: tuple[int, ...], dilation: tuple[int, ...],
+                  stride: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """Padding as (before, after) per spatial dim: from an int, n ints, n pairs, 'valid' or 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * n
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"padding='same' is not supported for strided convolutions (stride={stride})")
+            total = [d * (k - 1) for k, d in zip(kernel, dilation)]
+            return tuple((t // 2, t - t // 2) for t in total)  # the extra one goes after, as in PyTorch
+        raise ValueError(f"padding must be 'valid', 'same', an int or a tuple of ints, got {padding!r}")
+    if isinstance(padding, (tuple, list)) and padding and all(isinstance(p, (tuple, list)) for p in padding):
+        pairs = tuple((int(a), int(b)) for a, b in padding)
+        if len(pairs) != n:
+            raise ValueError(f"padding needs {n} (before, after) pairs, got {padding!r}")
+    else:
+        pairs = tuple((p, p) for p in ntuple(padding, n, "padding"))
+    if any(a < 0 or b < 0 for a, b in pairs):
+        raise ValueError(f"padding must be non-negative, got {padding!r}")
+    return pairs
+
+
+def out_size(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+             pads: tuple[tuple[int, int], ...], dilation: tuple[int, ...], what: str) -> tuple[int, ...]:
+    out = tuple((i + a + b - d * (k - 1) - 1) // s + 1
+                for i, k, s, (a, b), d in zip(size, kernel, stride, pads, dilation))
+    if any(o < 1 for o in out):
+        raise RuntimeError(f"{what}: the (padded) input of spatial size {size} is smaller than the kernel "
+                           f"{kernel} with dilation {dilation} and padding {pads}")
+    return out
+
+
+def windows(x, kernel, stride, pads, dilation, fill: float = 0.0):
+    """A view (N, C, *out, *kernel) of every window of x (N, C, *in), padded with ``fill`` (a copy only then)."""
+    nd = len(kernel)
+    if any(a or b for a, b in pads):
+        padded = xp.full(x.shape[:2] + tuple(i + a + b for i, (a, b) in zip(x.shape[2:], pads)), fill, x.dtype)
+        padded[(slice(None), slice(None)) + tuple(slice(a, a + i) for i, (a, _) in zip(x.shape[2:], pads))] = x
+        x = padded
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    w = sliding_windows(x, extent, tuple(range(2, 2 + nd)))
+    if any(s != 1 for s in stride) or any(d != 1 for d in dilation):
+        w = w[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)
+              + tuple(slice(None, None, d) for d in dilation)]
+    return w
+
+
+@functools.lru_cache(maxsize=256)
+def spans(kernel: tuple, out: tuple, stride: tuple, before: tuple, dilation: tuple, size: tuple) -> tuple:
+    """For each kernel offset: (its flat number, the offset, output slices, input slices), pairing every output
+    position whose window element at that offset lies inside the unpadded input with that input element:
+        x[..., o·stride + offset·dilation − before]  for o in the output slice.
+    Offsets whose elements all fall into the padding are left out. Slices start with ``...``, so any leading
+    (batch, channel) dimensions work. Cached: a network asks for the same few geometries every step.
+    """
+    result = []
+    for number, offs in enumerate(itertools.product(*map(range, kernel))):
+        osl, isl = [Ellipsis], [Ellipsis]
+        for k, o, s, a, d, i in zip(offs, out, stride, before, dilation, size):
+            first = -((k * d - a) // s) if k * d < a else 0           # first output landing inside x
+            last = min(o - 1, (i - 1 + a - k * d) // s)                # last output landing inside x
+            if last < first:
+                break
+            start = first * s + k * d - a
+            osl.append(slice(first, last + 1))
+            isl.append(slice(start, start + (last - first) * s + 1, s))
+        else:
+            result.append((number, offs, tuple(osl), tuple(isl)))
+    return tuple(result)
+
+
+def fold(cols, size, stride, pads, dilation):
+    """The adjoint of ``windows``: add each window's values (N, C, *kernel, *out) back onto x (N, C, *size).
+
+    One strided add per kernel offset (no loop over batch or channels); slices are clipped to the unpadded
+    input, so padding costs nothing.
+    """
+    nd = len(size)
+    kernel, out = cols.shape[2:2 + nd], cols.shape[2 + nd:]
+    x = xp.zeros(cols.shape[:2] + tuple(size), cols.dtype)
+    for _, offs, osl, isl in spans(kernel, out, stride, tuple(a for a, _ in pads), dilation, tuple(size)):
+        x[isl] += cols[(slice(None), slice(None)) + offs + osl[1:]]
+    return x
+
+
+# ---- the three kernels ---------------------------------------------------------------------------------------
+
+
+class _Geometry:
+    """Normalized arguments of one convolution: its spatial rank, kernel, stride, padding, dilation, groups."""
+
+    __slots__ = ("nd", "kernel", "stride", "pads", "dilation", "groups")
+
+    def __init__(self, nd, kernel, stride, padding, dilation, groups):
+        self.nd, self.kernel = nd, tuple(kernel)
+        self.stride = ntuple(stride, nd, "stride")
+        self.dilation = ntuple(dilation, nd, "dilation")
+        self.pads = padding_pairs(padding, nd, self.kernel, self.dilation, self.stride)
+        self.groups = int(groups)
+        if any(s < 1 for s in self.stride) or any(d < 1 for d in self.dilation) or self.groups < 1:
+            raise ValueError(f"stride {self.stride}, dilation {self.dilation} and groups {groups} must be positive")
+
+    def params(self) -> dict:
+        return dict(stride=self.stride, padding=self.pads, dilation=self.dilation, groups=self.groups)
+
+
+def _columns(x, geo: _Geometry):
+    """im2col: (N, G, C/G·K, L), copied once from the window view in the layout the product wants."""
+    n, c = x.shape[:2]
+    w = windows(x, geo.kernel, geo.stride, geo.pads, geo.dilation)
+    nd = geo.nd
+    perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))  # (N, C, *K, *out)
+    return w.transpose(perm).reshape(n, geo.groups, c // geo.groups * math.prod(geo.kernel), -1)
+
+
+def _weight_grad(cols, g, weight_shape, groups):
+    """dW[g, o, c·k] = Σ_n Σ_l gy[n, g, o, l] cols[n, g, c·k, l]."""
+    n, o = g.shape[:2]
+    g3 = g.reshape(n, groups, o // groups, -1)
+    return xp.matmul(g3, cols.swapaxes(-1, -2)).sum(0).reshape(weight_shape)
+
+
+def _check(name, x, weight, geo: _Geometry):
+    nd = geo.nd
+    if weight.ndim != nd + 2:
+        raise RuntimeError(f"{name}: weight must have {nd + 2} dimensions (out_channels, in_channels/groups, "
+                           f"*kernel), got shape {weight.shape}")
+    if x.ndim != nd + 2 or x.shape[1] != weight.shape[1] * geo.groups or weight.shape[0] % geo.groups:
+        raise RuntimeError(f"{name}: input of shape {x.shape} does not match weight of shape {weight.shape} with "
+                           f"groups={geo.groups} (expected input (N, {weight.shape[1] * geo.groups}, *spatial) "
+                           f"and out_channels divisible by groups)")
+
+
+def _batched(a, nd):
+    return (a[None], True) if a.ndim == nd + 1 else (a, False)
+
+
+class _Conv(Function):
+    nd = 2
+
+    def forward(ctx, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        nd = ctx.nd
+        name = f"conv{nd}d"
+        x, unbatched = _batched(input, nd)
+        geo = ctx.geo = _Geometry(nd, weight.shape[2:], stride, padding, dilation, groups)
+        _check(name, x, weight, geo)
+        out = out_size(x.shape[2:], geo.kernel, geo.stride, geo.pads, geo.dilation, name)
+        cols = _columns(x, geo)
+        ctx.cols = cols if cols.nbytes <= _KEEP_COLS_BYTES else None
+        o = weight.shape[0]
+        y = xp.matmul(weight.reshape(geo.groups, o // geo.groups, -1), cols).reshape((x.shape[0], o) + out)
+        if bias is not None:
+            if bias.shape != (o,):
+                raise RuntimeError(f"{name}: bias of shape {bias.shape} does not match weight of shape "
+                                   f"{weight.shape} (expected ({o},))")
+            y += bias.reshape((o,) + (1,) * nd)
+        return y[0] if unbatched else y
+
+    def backward(ctx, g):
+        x, weight = ctx.args[0], ctx.args[1]
+        need = ctx.needs_input_grad
+        geo = ctx.geo
+        conv_input_fn, conv_weight_fn = _INPUT[ctx.nd], _WEIGHT[ctx.nd]
+        dx = conv_input_fn(x.shape, weight, g, **geo.params()) if need[0] else None
+        dw = db = None
+        if need[1]:
+            if ctx.cols is not None and not is_tensor(g):  # reuse forward's im2col
+                dw = _weight_grad(ctx.cols, _batched(g, ctx.nd)[0], weight.shape, geo.groups)
+            else:
+                dw = conv_weight_fn(x, weight.shape, g, **geo.params())
+        if len(need) > 2 and need[2]:
+            db = g.sum(tuple(i for i in range(g.ndim) if i != g.ndim - ctx.nd - 1))
+        return dx, dw, db
+
+
+class _ConvInput(Function):
+    """dx = the transposed convolution of g with W onto an input of shape ``input_size``."""
+
+    nd = 2
+
+    def forward(ctx, input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+        nd = ctx.nd
+        g, unbatched = _batched(grad_output, nd)
+        size = tuple(input_size)
+        size = (1,) + size if len(size) == nd + 1 else size
+        geo = ctx.geo = _Geometry(nd, weight.shape[2:], stride, padding, dilation, groups)
+        n, o = g.shape[:2]
+        cg = weight.shape[1]
+        wt = weight.reshape(geo.groups, o // geo.groups, -1).swapaxes(-1, -2)      # (G, C/G·K, O/G)
+        dcols = xp.matmul(wt, g.reshape(n, geo.groups, o // geo.groups, -1))      # (N, G, C/G·K, L)
+        dcols = dcols.reshape((n, cg * geo.groups) + geo.kernel + g.shape[2:])
+        dx = fold(dcols, size[2:], geo.stride, geo.pads, geo.dilation)
+        return dx[0] if unbatched else dx
+
+    def backward(ctx, h):
+        _, weight, g = ctx.args
+        need = ctx.needs_input_grad
+        p = ctx.geo.params()
+        dw = _WEIGHT[ctx.nd](h, weight.shape, g, **p) if need[1] else None
+        dg = _CONV[ctx.nd](h, weight, None, **p) if need[2] else None
+        return None, dw, dg
+
+
+class _ConvWeight(Function):
+    """dW = Σ over batch and positions of g times the input windows, for a weight of shape ``weight_size``."""
+
+    nd = 2
+
+    def forward(ctx, input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+        nd = ctx.nd
+        x, _ = _batched(input, nd)
+        g, _ = _batched(grad_output, nd)
+        geo = ctx.geo = _Geometry(nd, tuple(weight_size)[2:], stride, padding, dilation, groups)
+        return _weight_grad(_columns(x, geo), g, tuple(weight_size), geo.groups)
+
+    def backward(ctx, h):
+        x, _, g = ctx.args
+        need = ctx.needs_input_grad
+        p = ctx.geo.params()
+        dx = _INPUT[ctx.nd](x.shape, h, g, **p) if need[0] else None
+        dg = _CONV[ctx.nd](x, h, None, **p) if need[2] else None
+        return dx, None, dg
+
+
+# ---- registration: one class per spatial rank, with examples small enough for gradgradcheck -----------------------
+
+
+def _conv_examples(nd):
+    def examples(r):
+        sp = (5, 4, 3)[:nd]
+        k = (3, 2, 2)[:nd]
+        return [
+            ((randn(r, 2, 3, *sp), randn(r, 2, 3, *k), randn(r, 2)), {}),
+            ((randn(r, 1, 2, *sp), randn(r, 3, 2, *k), randn(r, 3)),
+             dict(stride=(2, 1, 2)[:nd], padding=(1, 2, 1)[:nd], dilation=(1, 2, 1)[:nd])),
+            ((randn(r, 2, 4, *sp), randn(r, 2, 2, *k)), dict(groups=2, padding=1)),
+            ((randn(r, 2, *sp), randn(r, 2, 2, *k)), dict(padding="same")),                 # unbatched
+        ]
+    return staticmethod(examples)
+
+
+def _input_examples(nd):
+    def examples(r):
+        sp, k = (5, 4, 3)[:nd], (3, 2, 2)[:nd]
+        out = tuple(s - q + 1 for s, q in zip(sp, k))
+        out2 = tuple((s + 2 - q) // 2 + 1 for s, q in zip(sp, k))
+        return [
+            (((2, 3) + sp, randn(r, 2, 3, *k), randn(r, 2, 2, *out)), {}),
+            (((1, 2) + sp, randn(r, 4, 1, *k), randn(r, 1, 4, *out2)), dict(stride=2, padding=1, groups=2)),
+        ]
+    return staticmethod(examples)
+
+
+def _weight_examples(nd):
+    def examples(r):
+        sp, k = (5, 4, 3)[:nd], (3, 2, 2)[:nd]
+        out = tuple(s - q + 1 for s, q in zip(sp, k))
+        out2 = tuple((s + 2 - 2 * (q - 1) - 1) // 2 + 1 for s, q in zip(sp, k))
+        return [
+            ((randn(r, 2, 3, *sp), (2, 3) + k, randn(r, 2, 2, *out)), {}),
+            ((randn(r, 1, 2, *sp), (4, 1) + k, randn(r, 1, 4, *out2)),
+             dict(stride=2, padding=1, dilation=2, groups=2)),
+        ]
+    return staticmethod(examples)
+
+
+_CONV, _INPUT, _WEIGHT = {}, {}, {}
+for _nd in (1, 2, 3):
+    _c = type(f"Conv{_nd}d", (_Conv,), dict(nd=_nd, examples=_conv_examples(_nd), __doc__=(
+        f"{_nd}-D convolution (cross-correlation, as PyTorch): y[n, o] = b[o] + Σ_c W[o, c] ⋆ x[n, c].\n\n"
+        f"input (N, C_in, *{_nd} spatial) or unbatched (C_in, *spatial); weight (C_out, C_in/groups, *kernel);\n"
+        "bias (C_out,) or None; stride, padding (int, tuple, 'valid' or 'same'), dilation, groups as torch.")))
+    _i = type(f"Conv{_nd}dInput", (_ConvInput,), dict(nd=_nd, examples=_input_examples(_nd),
+                                                      __doc__=_ConvInput.__doc__))
+    _w = type(f"Conv{_nd}dWeight", (_ConvWeight,), dict(nd=_nd, examples=_weight_examples(_nd),
+                                                        __doc__=_ConvWeight.__doc__))
+    _CONV[_nd] = defop(_c, f"conv{_nd}d")
+    _INPUT[_nd] = defop(_i, f"conv{_nd}d_input")
+    _WEIGHT[_nd] = defop(_w, f"conv{_nd}d_weight")
+
+conv1d, conv2d, conv3d = _CONV[1], _CONV[2], _CONV[3]
+conv1d_input, conv2d_input, conv3d_input = _INPUT[1], _INPUT[2], _INPUT[3]
+conv1d_weight, conv2d_weight, conv3d_weight = _WEIGHT[1], _WEIGHT[2], _WEIGHT[3]
