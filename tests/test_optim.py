@@ -467,3 +467,70 @@ def test_lbfgs_float32_and_errors():
     a, b = dg.tensor(np.ones(2), requires_grad=True), dg.tensor(np.ones(2), requires_grad=True)
     with pytest.raises(ValueError, match="parameter groups"):
         optim.LBFGS([{"params": [a]}, {"params": [b]}])
+
+
+# -- with the rest of the library ---------------------------------------------------------------------------------
+def test_captured_training_step_replays_optimizer_and_hooks_exactly():
+    """deltagrad.capture repeats optimizer.zero_grad/step (and so the step hooks) at every replay."""
+    def run(captured):
+        ps = dg_params()
+        opt = optim.Adam(ps, lr=0.01, amsgrad=True)
+
+        def halve_grads(o, args, kwargs):
+            for p in ps:
+                p.grad.data *= 0.5
+
+        opt.register_step_pre_hook(halve_grads)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = mlp_loss(ps, x, y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = dg.capture(step) if captured else step
+        losses = [float(fn(dg.tensor(X + 0.01 * k), dg.tensor(Y))) for k in range(6)]
+        return losses, [p.data.copy() for p in ps]
+
+    (l1, p1), (l2, p2) = run(False), run(True)
+    assert l1 == l2
+    for a, b in zip(p1, p2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_with_nn_modules(tmp_path):
+    if not hasattr(dg.nn, "Linear"):
+        pytest.skip("nn.Linear is not available yet")
+    dg.manual_seed(0)
+    model = dg.nn.Linear(3, 2).double()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = lr_scheduler.StepLR(opt, step_size=2)
+    x, y = dg.tensor(X), dg.tensor(Y)
+    before = model.weight.data.copy()
+    for _ in range(3):
+        opt.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        opt.step()
+        sched.step()
+    assert not np.allclose(model.weight.data, before)
+    assert len(opt.state) == 2 and opt.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def test_subclass_calling_super_step_runs_hooks_once():
+    class ClippedSGD(optim.SGD):
+        def step(self, closure=None):
+            for g in self.param_groups:
+                for p in g["params"]:
+                    np.clip(p.grad.data, -1, 1, out=p.grad.data)
+            return super().step(closure)
+
+    w = dg.tensor(np.array([3.0, 0.1]), requires_grad=True)
+    opt = ClippedSGD([w], lr=0.1)
+    calls = []
+    opt.register_step_pre_hook(lambda o, a, k: calls.append("pre"))
+    opt.register_step_post_hook(lambda o, a, k: calls.append("post"))
+    (w * w).sum().backward()
+    opt.step()
+    assert calls == ["pre", "post"]
+    np.testing.assert_allclose(w.data, [3.0 - 0.1, 0.1 - 0.1 * 0.2])

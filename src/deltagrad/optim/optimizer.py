@@ -58,14 +58,20 @@ def _hooked_step(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def wrapper(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
+        if getattr(self, "_in_step", False):  # a subclass's step calling super().step(): hooks run once
+            return step(self, *args, **kwargs)
         for hook in list(self._step_pre_hooks.values()):
             result = hook(self, args, kwargs)
             if result is not None:
                 if not (isinstance(result, tuple) and len(result) == 2):
                     raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {result!r}")
                 args, kwargs = result
-        with no_grad():  # updates are never recorded; a closure turns recording back on for itself
-            out = step(self, *args, **kwargs)
+        self._in_step = True
+        try:
+            with no_grad():  # updates are never recorded; a closure turns recording back on for itself
+                out = step(self, *args, **kwargs)
+        finally:
+            self._in_step = False
         self._opt_called = True  # lets a learning-rate scheduler warn when it is stepped first
         for hook in list(self._step_post_hooks.values()):
             hook(self, args, kwargs)
