@@ -247,3 +247,27 @@ def test_missing_truncated_corrupt_and_foreign_files(tmp_path):
         dg.load(npy)
     with pytest.raises(CheckpointFileError, match="notes.txt"):
         load_metadata(text)
+
+
+def test_training_state_round_trip(tmp_path):
+    w = dg.tensor(np.array([1.0, -2.0]), requires_grad=True)
+    opt = dg.optim.Adam([w], lr=0.1)
+    sched = dg.optim.lr_scheduler.ReduceLROnPlateau(opt)
+    (w * w).sum().backward()
+    opt.step()
+    sched.step(1.0)
+    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": 3, "rng": np.arange(4)}
+    path = tmp_path / "train_state.safetensors"
+    dg.io.save_state(state, path, metadata={"note": "hello"})
+    assert load_metadata(path) == {"note": "hello"}
+    back = dg.io.load_state(path)
+    assert back["epoch"] == 3 and back["scheduler"]["mode_worse"] == float("inf")
+    assert isinstance(back["rng"], np.ndarray) and back["rng"].tolist() == [0, 1, 2, 3]
+    opt2 = dg.optim.Adam([dg.tensor(np.zeros(2), requires_grad=True)], lr=0.5)
+    opt2.load_state_dict(back["optimizer"])
+    (p2,) = opt2.param_groups[0]["params"]
+    np.testing.assert_array_equal(opt2.state[p2]["exp_avg_sq"].data, opt.state[w]["exp_avg_sq"].data)
+    assert opt2.param_groups[0]["lr"] == 0.1
+    dg.save({"w": np.ones(2)}, tmp_path / "weights.safetensors")
+    with pytest.raises(CheckpointFileError, match="weights.safetensors: no training state"):
+        dg.io.load_state(tmp_path / "weights.safetensors")

@@ -10,6 +10,9 @@ old file or the new one, never half of one. ``load`` checks the file before read
 >>> deltagrad.save(model.state_dict(), "model.safetensors")
 >>> model.load_state_dict(deltagrad.load("model.safetensors"))
 >>> state = deltagrad.load("model.safetensors", expected=model)   # checks keys and shapes, naming the bad key
+
+Training state (optimizer and scheduler state dicts, counters) goes through ``save_state`` / ``load_state``:
+its arrays become the file's tensors and everything else JSON in the file's metadata (``state_to_flat``).
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ import numpy as np
 import safetensors.numpy
 
 from deltagrad.autograd.grad_mode import no_grad
+from deltagrad.optim.flat_state import state_from_flat, state_to_flat
 from deltagrad.tensor import Tensor
 
-__all__ = ["save", "load", "load_metadata", "load_into", "check_state_dict", "CheckpointFileError",
+__all__ = ["save", "load", "load_metadata", "load_into", "check_state_dict", "save_state", "load_state",
+           "CheckpointFileError",
            "PickleRefusedError", "StateDictMismatchError", "IncompatibleKeys"]
 
 PathLike = str | os.PathLike
 
 #: metadata key under which ``save`` records the order of the keys (JSON list), so ``load`` keeps it
 ORDER_KEY = "deltagrad.keys"
+#: metadata key under which ``save_state`` stores the JSON part of a state
+STATE_KEY = "deltagrad.state"
 
 _DTYPES = {"BOOL": 1, "U8": 1, "I8": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2, "U32": 4, "I32": 4, "F32": 4,
            "U64": 8, "I64": 8, "F64": 8, "C64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
@@ -166,6 +173,7 @@ def load_metadata(path: PathLike) -> dict[str, str]:
     """The str → str metadata stored in a safetensors file's header (without reading the tensors)."""
     meta = dict(_read_header(path).get("__metadata__") or {})
     meta.pop(ORDER_KEY, None)
+    meta.pop(STATE_KEY, None)
     return meta
 
 
@@ -250,6 +258,35 @@ def _sniff(name: str, head: bytes, size: int) -> CheckpointFileError:
         return PickleRefusedError(name, "this looks like a Python pickle (protocol 0/1); it is refused, never "
                                         "unpickled")
     return CheckpointFileError(name, "not a safetensors file (no valid header length and JSON header)")
+
+
+# -- training state ------------------------------------------------------------------------------------------------
+def save_state(state: Any, path: PathLike, metadata: Mapping[str, str] | None = None) -> None:
+    """Write any nest of dicts/lists/tuples of Tensors, arrays, numbers and strings — e.g.
+    ``{'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'epoch': 3}`` — to one safetensors
+    file: the arrays as its tensors, the rest as JSON in its metadata. Atomic, without pickle.
+
+    >>> deltagrad.io.save_state({"optimizer": opt.state_dict(), "epoch": 3}, "train_state.safetensors")
+    >>> opt.load_state_dict(deltagrad.io.load_state("train_state.safetensors")["optimizer"])
+    """
+    arrays, meta = state_to_flat(state)
+    extra = dict(metadata or {})
+    extra[STATE_KEY] = json.dumps(meta, allow_nan=False)
+    save(arrays, path, metadata=extra)
+
+
+def load_state(path: PathLike) -> Any:
+    """The state written by ``save_state`` (its arrays as Tensors, or ndarrays where ndarrays were saved)."""
+    header = _read_header(path)
+    text = (header.get("__metadata__") or {}).get(STATE_KEY)
+    if text is None:
+        raise CheckpointFileError(path, f"no training state in this file (its metadata has no '{STATE_KEY}'); "
+                                        "was it written by deltagrad.io.save_state?")
+    try:
+        meta = json.loads(text)
+        return state_from_flat(load(path), meta)
+    except (ValueError, KeyError) as e:
+        raise CheckpointFileError(path, f"corrupt training state: {e}") from e
 
 
 # -- checking ----------------------------------------------------------------------------------------------------
