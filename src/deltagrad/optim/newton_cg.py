@@ -51,9 +51,9 @@ class NewtonCG(Optimizer):
     ``cg_tol`` the relative residual at which CG stops (None: ``min(0.5, √‖g‖)``); ``damping`` λ added to
     the Hessian's diagonal (Levenberg-style); ``line_search`` ``'backtracking'`` or None.
 
-    >>> opt = NewtonCG([w, b])
+    >>> opt = NewtonCG([w, b])                      # logistic regression, labels y in {−1, +1}
     >>> for _ in range(10):
-    ...     opt.step(lambda: log1p_exp(-y * ((X * w).sum(dim=1) + b)).mean())
+    ...     opt.step(lambda: deltagrad.log(1 + deltagrad.exp(-y * (X @ w + b))).mean())
     """
 
     def __init__(self, params: Params, lr: float = 1.0, max_cg_iter: int = 50, cg_tol: float | None = None,
