@@ -1,1 +1,5 @@
-"""deltagrad.cli (being written)."""
+"""deltagrad.cli: the ``deltagrad`` command (``main``); parsing and wiring only. Nothing imports it."""
+
+from deltagrad.cli.main import main
+
+__all__ = ["main"]

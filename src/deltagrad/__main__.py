@@ -1,0 +1,7 @@
+"""``python -m deltagrad``: the ``deltagrad`` command."""
+
+import sys
+
+from deltagrad.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,212 @@
+"""Whole runs: train (new or resumed), evaluate, predict and describe a run folder.
+
+These are what the ``deltagrad`` command calls; they are plain functions, usable from Python too::
+
+    from deltagrad.train import train_run
+    result = train_run({"model": {"name": "cnn"}, "train": {"epochs": 5}}, out="runs/cnn5")
+    result["test_accuracy"]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deltagrad.data import DataError, DataSplits, normalize, read_csv_table
+from deltagrad.train import run as R
+from deltagrad.train import toml_io
+from deltagrad.train.builders import load_data, resolve
+from deltagrad.train.config import check_config, merge
+from deltagrad.train.errors import CheckpointError, ConfigError
+from deltagrad.train.loop import Trainer, _finite
+from deltagrad.train.models import count_parameters
+from deltagrad.train.plot import curves_png
+
+CONFIG_HEADER = ("deltagrad run configuration: the resolved settings of this run.\n"
+                 "Rebuild it with: deltagrad train --config config.toml --out NEW_DIR")
+
+
+def _label(cfg: dict[str, Any]) -> str:
+    return f"{Path(cfg['data']['dataset']).stem}-{cfg['model']['name']}"
+
+
+def write_config(cfg: dict[str, Any], run: Path) -> None:
+    R.atomic_write(run / R.CONFIG, toml_io.dumps(cfg, header=CONFIG_HEADER))
+
+
+def open_run(run_dir: str | Path) -> tuple[Trainer, DataSplits]:
+    """The trainer of a saved run (its model holding the saved weights) and its data set."""
+    run = R.check_run_dir(run_dir)
+    cfg = check_config(R.read_config(run), {"__file__": str(run / R.CONFIG)})
+    data = load_data(cfg)
+    resolve(cfg, data)
+    trainer = Trainer(cfg, data, out=None, quiet=True)
+    weights, _ = R.read_tensors(run / R.MODEL, expected=trainer.model)
+    trainer.model.load_state_dict(weights)
+    return trainer, data
+
+
+def train_run(doc: Mapping[str, Any] | None = None, sources: Mapping[str, str] | None = None, *,
+              out: str | Path | None = None, resume: str | Path | None = None, epochs: int | None = None,
+              runs_root: str | Path = "runs", quiet: bool = False, log: Callable[[str], None] | None = None,
+              on_start: Callable[[Path], None] | None = None) -> dict[str, Any]:
+    """Train a new run from the config ``doc`` (with ``sources`` naming where settings came from), or continue
+    the run in ``resume`` up to ``epochs``; write the run folder; return the final metrics.
+
+    A new run goes to ``out`` (created; it must not hold a run) or to a new folder under ``runs_root``.
+    """
+    if resume is not None:
+        run = R.check_run_dir(resume)
+        saved = R.read_config(run)
+        if epochs is not None:
+            saved = merge(saved, {"train": {"epochs": epochs}})
+        cfg = check_config(saved, {"__file__": str(run / R.CONFIG), "train.epochs": "--epochs"})
+        data = load_data(cfg)
+        resolve(cfg, data)
+        trainer = Trainer(cfg, data, out=run, quiet=quiet, log=log)
+        trainer.load_checkpoint(run)
+        if on_start:
+            on_start(run)
+        if trainer.stopped_early:
+            trainer.log(f"the run stopped early at epoch {trainer.epoch}; nothing more to train")
+        elif trainer.epoch >= cfg["train"]["epochs"]:
+            trainer.log(f"the run already has {trainer.epoch} epochs (asked for {cfg['train']['epochs']})")
+        write_config(cfg, run)
+    else:
+        cfg = check_config(doc or {}, sources)
+        data = load_data(cfg)
+        resolve(cfg, data)
+        run = R.prepare_out_dir(out) if out is not None else R.new_run_dir(runs_root, _label(cfg))
+        if on_start:
+            on_start(run)
+        trainer = Trainer(cfg, data, out=run, quiet=quiet, log=log)
+        write_config(cfg, run)
+        trainer.log(f"training {cfg['model']['name']} ({count_parameters(trainer.model):,} parameters) on "
+                    f"{cfg['data']['dataset']} ({len(data.train)} train / {len(data.val)} validation / "
+                    f"{len(data.test)} test examples) into {run}")
+    trainer.fit()
+    return finish(trainer, run)
+
+
+def finish(trainer: Trainer, run: Path) -> dict[str, Any]:
+    """Test metrics, ``metrics.json`` and ``curves.png`` of a trained run."""
+    test_loss, test_acc = trainer.evaluate(trainer.data.test)
+    last = trainer.history[-1] if trainer.history else {}
+    result = {"test_loss": test_loss, "test_accuracy": test_acc, "test_examples": len(trainer.data.test),
+              "val_loss": last.get("val_loss"), "val_accuracy": last.get("val_accuracy"),
+              "train_loss": last.get("train_loss"), "train_accuracy": last.get("train_accuracy"),
+              "epochs": trainer.epoch, "steps": trainer.step, "stopped_early": trainer.stopped_early,
+              "train_seconds": round(trainer.train_seconds, 3), "dataset": trainer.cfg["data"]["dataset"],
+              "model": trainer.cfg["model"]["name"], "parameters": count_parameters(trainer.model),
+              "run": str(run)}
+    R.atomic_write(run / R.METRICS, R.dumps_json(_finite(result)) + "\n")
+    if trainer.history:
+        R.atomic_write(run / R.CURVES, curves_png(trainer.history, f"{result['model']} on {result['dataset']}"))
+    acc = f", test accuracy {100 * test_acc:.2f}%" if test_acc is not None else ""
+    trainer.log(f"test loss {test_loss:.4f}{acc} ({len(trainer.data.test)} examples); run saved in {run}")
+    return result
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
+    """Loss and accuracy of a saved run's model on its data set's ``split`` (test, val or train)."""
+    if split not in ("test", "val", "train"):
+        raise ConfigError(f"split must be test, val or train, not {split!r}")
+    trainer, data = open_run(run_dir)
+    loss, acc = trainer.evaluate(getattr(data, split))
+    return {f"{split}_loss": loss, f"{split}_accuracy": acc, f"{split}_examples": len(getattr(data, split)),
+            "dataset": trainer.cfg["data"]["dataset"], "run": str(run_dir)}
+
+
+def read_inputs(path: str | Path, data_cfg: dict[str, Any]) -> np.ndarray:
+    """Raw inputs for prediction from a ``.npy`` array or a numeric CSV table (a CSV that still holds the
+    training target column, found by name or position, has it dropped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{path}: no such file")
+    if p.suffix.lower() == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except ValueError as e:
+            raise DataError(f"{path}: cannot read as a .npy array ({e}); object arrays (pickles) are refused") \
+                from None
+    names, values, has_header = read_csv_table(p)
+    features = int(np.prod(data_cfg.get("input_shape") or [values.shape[1]]))
+    if values.shape[1] == features + 1:
+        target = data_cfg.get("target")
+        if has_header and isinstance(target, str) and target in names:
+            k = names.index(target)
+        elif isinstance(target, int) or (isinstance(target, str) and target.lstrip("-").isdigit()):
+            k = int(target) % values.shape[1]
+        else:
+            k = values.shape[1] - 1
+        values = np.delete(values, k, axis=1)
+    return values.astype(np.float32)
+
+
+def predict_run(run_dir: str | Path, inputs: np.ndarray | str | Path | None = None) -> dict[str, Any]:
+    """Predictions of a saved run, for raw ``inputs`` ``(N, *input_shape)`` (an array, or a ``.npy``/``.csv``
+    file; normalized as in training) or for its test split. Returns ``predictions`` (class labels or values)
+    and ``outputs``; for classification also ``confidence`` (the softmax probability of the prediction);
+    for the test split also ``targets``."""
+    trainer, data = open_run(run_dir)
+    d = trainer.cfg["data"]
+    targets = None
+    if inputs is None:
+        x, y = data.test.arrays
+        targets = y
+    else:
+        if isinstance(inputs, (str, Path)):
+            inputs = read_inputs(inputs, d)
+        shape = tuple(d["input_shape"])
+        x = np.asarray(inputs, dtype=np.float32)
+        if x.ndim >= 1 and x.shape[1:] != shape and x.reshape(len(x), -1).shape[1] == int(np.prod(shape)):
+            x = x.reshape((len(x), *shape))
+        if x.shape[1:] != shape:
+            raise ConfigError(f"inputs of shape {x.shape[1:]} do not fit the model, which takes {shape}")
+        x = normalize(x, d.get("mean"), d.get("std"))
+    out = trainer.predict(x)
+    result: dict[str, Any] = {"outputs": out}
+    if trainer.classification:
+        z = out - out.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        idx = out.argmax(axis=1)
+        classes = d.get("classes") or list(range(out.shape[1]))
+        result.update(predictions=[classes[i] for i in idx], confidence=p[np.arange(len(idx)), idx])
+        if targets is not None:
+            result["targets"] = [classes[i] for i in targets]
+    else:
+        result["predictions"] = out
+        if targets is not None:
+            result["targets"] = targets
+    return result
+
+
+def run_info(run_dir: str | Path) -> dict[str, Any]:
+    """What a run folder holds: its config, model size, progress and metrics (without loading the data)."""
+    run = R.check_run_dir(run_dir)
+    cfg = check_config(R.read_config(run), {"__file__": str(run / R.CONFIG)})
+    info: dict[str, Any] = {"run": str(run), "config": cfg}
+    try:
+        tensors, _ = R.read_tensors(run / R.MODEL)
+        info["parameters"] = int(sum(t.data.size for k, t in tensors.items()
+                                     if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))))
+    except CheckpointError as e:
+        info["model_error"] = str(e)
+    try:
+        state = R.read_state(run)
+        info.update(epoch=state["epoch"], step=state["step"], stopped_early=state["early_stopping"]["stopped"])
+    except (CheckpointError, KeyError, TypeError) as e:
+        info["state_error"] = str(e)
+    info["history"] = R.read_metric_lines(run)
+    if (run / R.METRICS).exists():
+        try:
+            info["metrics"] = json.loads((run / R.METRICS).read_text(encoding="utf-8"))
+        except ValueError:
+            raise CheckpointError(f"{run / R.METRICS}: not valid JSON") from None
+    info["files"] = sorted(p.name for p in run.iterdir() if not p.name.startswith("."))
+    return info
