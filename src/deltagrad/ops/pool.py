@@ -22,6 +22,7 @@ from deltagrad.autograd.function import Function, defop
 from deltagrad.backend import xp
 from deltagrad.ops._util import randn
 from deltagrad.ops.conv import ntuple, spans
+from deltagrad.tensor import Tensor
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d"]
 
@@ -291,4 +292,21 @@ for _nd in (1, 2, 3):
         "(zeros), ceil_mode, count_include_pad, divisor_override as torch."))), f"avg_pool{_nd}d")
 
 max_pool1d, max_pool2d, max_pool3d = _MAX[1], _MAX[2], _MAX[3]
+
+
+def max_pool_with_indices(nd: int, input: Any, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                          dilation: Any = 1, ceil_mode: bool = False) -> tuple:
+    """Max pooling that also returns where each maximum came from, as torch's ``return_indices=True``: the
+    index into the input's flattened spatial dimensions (h·W + w in 2-D), int64, outside the graph."""
+    y = _MAX[nd](input, kernel_size, stride, padding, dilation, ceil_mode)
+    data = input.data if isinstance(input, Tensor) else input
+    geo = PoolGeometry(f"max_pool{nd}d", nd, data.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    node = y._node if isinstance(y, Tensor) else None
+    arg = node.arg if node is not None else max_pool_forward(data, geo)[1]
+    offsets = xp.unravel_index(arg.astype(xp.intp), geo.kernel)
+    flat = xp.zeros(arg.shape, xp.int64)
+    for axis, (k, s, p, d, i, o) in enumerate(zip(offsets, geo.stride, geo.pad, geo.dilation, geo.size, geo.out)):
+        start = (xp.arange(o) * s - p).reshape((o,) + (1,) * (nd - 1 - axis))
+        flat = flat * i + xp.clip(start + k * d, 0, i - 1)
+    return y, Tensor(flat) if isinstance(y, Tensor) else flat
 avg_pool1d, avg_pool2d, avg_pool3d = _AVG[1], _AVG[2], _AVG[3]
