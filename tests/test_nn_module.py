@@ -478,3 +478,21 @@ def test_repr():
         ")"
     )
     assert repr(nn.Sequential()) == "Sequential()"
+    assert repr(nn.ModuleList()) == "ModuleList()"
+    assert repr(nn.ModuleList([Scale(2), Scale(2), Scale(3), Scale(2)])) == (
+        "ModuleList(\n  (0-1): 2 x Scale(n=2)\n  (2): Scale(n=3)\n  (3): Scale(n=2)\n)")
+    nested = nn.ModuleList([nn.Sequential(Scale(1))] * 2)
+    assert repr(nested) == "ModuleList(\n  (0-1): 2 x Sequential(\n    (0): Scale(n=1)\n  )\n)"
+
+
+def test_docstring_examples_run():
+    """The ``>>>`` examples in the nn docstrings are real: run them as doctests."""
+    import doctest
+    import importlib
+
+    for name in ["module", "container", "linear", "conv", "pooling", "activation", "normalization", "dropout",
+                 "flatten", "loss", "init", "parameter"]:
+        mod = importlib.import_module(f"deltagrad.nn.{name}")
+        globs = {**vars(nn), **vars(mod), "deltagrad": dg, "tanh": dg.tanh}
+        result = doctest.testmod(mod, extraglobs=globs, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, f"deltagrad.nn.{name}: {result.failed} docstring example(s) failed"

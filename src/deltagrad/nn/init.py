@@ -110,7 +110,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
              generator: np.random.Generator | None = None) -> Tensor:
     """Fill with samples of U(a, b):  mean (a + b)/2, variance (b − a)²/12.
 
-    >>> uniform_(deltagrad.empty(3, 5), -0.1, 0.1)
+    >>> w = uniform_(deltagrad.empty(3, 5), -0.1, 0.1)
     """
     _check(tensor, "uniform_")
     return _write(tensor, _gen(generator).uniform(a, b, size=tensor.shape))
@@ -120,7 +120,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
             generator: np.random.Generator | None = None) -> Tensor:
     """Fill with samples of N(mean, std²).
 
-    >>> normal_(deltagrad.empty(3, 5), std=0.02)
+    >>> w = normal_(deltagrad.empty(3, 5), std=0.02)
     """
     _check(tensor, "normal_")
     return _write(tensor, _gen(generator).normal(mean, std, size=tensor.shape))
@@ -130,7 +130,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
                   generator: np.random.Generator | None = None) -> Tensor:
     """Fill with samples of N(mean, std²) restricted to [a, b] (values outside are redrawn).
 
-    >>> trunc_normal_(deltagrad.empty(3, 5), std=0.02, a=-0.04, b=0.04)
+    >>> w = trunc_normal_(deltagrad.empty(3, 5), std=0.02, a=-0.04, b=0.04)
     """
     _check(tensor, "trunc_normal_")
     if not a < b:

@@ -36,6 +36,12 @@ def _addindent(s: str, spaces: int) -> str:
     return lines[0] + "\n" + "\n".join(" " * spaces + line for line in lines[1:])
 
 
+def check_device(device: Any, owner: str) -> None:
+    """Layers accept PyTorch's ``device=`` argument; deltagrad computes on the CPU only."""
+    if device is not None and str(device).split(":")[0] != "cpu":
+        raise ValueError(f"{owner}: deltagrad runs on the CPU; got device={device!r}")
+
+
 def _shape_str(shape: tuple) -> str:
     return "(" + ", ".join(str(int(n)) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
@@ -328,8 +334,7 @@ class Module:
         device = kwargs.pop("device", None)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        if device is not None and str(device).split(":")[0] != "cpu":
-            raise ValueError(f"deltagrad runs on the CPU; got device {device!r}")
+        check_device(device, "Module.to")
         if dtype is None:
             return self
         dtype = np.dtype(dtype)
