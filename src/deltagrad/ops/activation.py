@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from deltagrad.autograd.function import Function, defop, is_tensor
+from deltagrad.autograd.function import Function, defop
 from deltagrad.backend import xp
 from deltagrad.ops._util import normalize_dim, randn
 from deltagrad.ops.elementwise import exp, sqrt
@@ -18,6 +18,12 @@ from deltagrad.random import default_generator
 from deltagrad.tensor import Tensor
 
 __all__ = ["softmax", "log_softmax"]
+
+
+def graphing(ctx: Function) -> bool:
+    """True when this backward is being recorded (``create_graph``): its inputs are Tensors, but g may still be
+    a plain array (the seed at the output), so ``is_tensor(g)`` cannot tell."""
+    return ctx._create_graph
 
 
 def _softmax_dim(ndim: int, dim: Any, name: str) -> int:
@@ -181,7 +187,7 @@ class BatchNorm(Function):
         x, weight = ctx.args[0], ctx.args[1] if len(ctx.args) > 1 else None
         need = list(ctx.needs_input_grad) + [False] * 2
         axes, bshape = ctx.axes, ctx.bshape
-        if is_tensor(g):  # the statistics as functions of x, so that they are differentiated too
+        if graphing(ctx):  # the statistics as functions of x, so that they are differentiated too
             if ctx.training:
                 xc = x - mean(x, axes, True)
                 invstd = 1 / sqrt(mean(xc * xc, axes, True) + ctx.eps)
