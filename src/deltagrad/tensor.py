@@ -265,6 +265,8 @@ class Tensor:
             raise RuntimeError(
                 "in-place operations are not recorded; write `x = x + y` (out of place) on tensors in the graph"
             )
+        if _inplace_hook is not None:  # a captured step repeats in-place updates of state (counters, buffers)
+            _inplace_hook(self, ufunc, other)
         other = other.data if isinstance(other, Tensor) else other
         token = backend.quiet_floating_point()
         try:
@@ -315,6 +317,8 @@ class Tensor:
         return self._node is not None and _grad_state.enabled
 
     def __setitem__(self, index: Any, value: Any) -> None:
+        if _inplace_hook is not None:
+            _inplace_hook(self, None, value)
         if self._requires_grad and _grad_state.enabled:
             raise RuntimeError(
                 "item assignment on a tensor that requires grad is not recorded; do it under no_grad(), "
@@ -326,6 +330,9 @@ class Tensor:
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         self.data[index] = _data(value)
         self._version[0] += 1
+
+
+_inplace_hook: Any = None  # set while ``deltagrad.capture`` records a step (autograd/capture.py)
 
 
 def _data(x: Any) -> Any:

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from deltagrad import tensor as _tensor
 from deltagrad.autograd import function as _function
 from deltagrad.autograd.function import Function, sum_to
 from deltagrad.backend import quiet_floating_point, restore_floating_point
@@ -46,6 +47,7 @@ class _Tape:
         self.keep: list[Tensor] = []           # keeps captured tensors alive so ids stay unique
         self.input_of = {id(t): k for k, t in enumerate(inputs) if isinstance(t, Tensor)}
         self.n_slots = 0
+        self.suspended = 0  # > 0 inside a @replayed call: what it does is repeated by calling it again
 
     def source(self, a: Any) -> tuple:
         if isinstance(a, Tensor):
@@ -66,6 +68,8 @@ class _Tape:
 
     # -- recording, called from the op recorder, the engine and @replayed methods -----------------------
     def op(self, cls: type[Function], args: tuple, params: dict, result: Any) -> None:
+        if self.suspended:
+            return
         needs = (tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
                  if isinstance(result, Tensor) and result._node is not None else None)
         sources = tuple(self.source(a) for a in args)
@@ -101,6 +105,17 @@ class _Tape:
     def call(self, fn: Callable, args: tuple, kwargs: dict) -> None:
         self.events.append(("call", fn, args, kwargs))
 
+    def inplace(self, target: Tensor, ufunc: Any, other: Any) -> None:
+        """An in-place update outside any op (a counter, a buffer): repeat it if it does not use step values."""
+        if self.suspended:
+            return
+        if ufunc is None:
+            raise CaptureError("item assignment inside a captured step cannot be replayed; use where() or an op")
+        if isinstance(other, Tensor) and self.source(other)[0] != LIVE:
+            raise CaptureError("an in-place update with a value computed inside the captured step cannot be "
+                               "replayed; compute it with ops instead")
+        self.events.append(("call", Tensor._inplace, (target, ufunc, other), {}))
+
 
 _recording: list[_Tape] = []   # the tape being recorded, if any (a list so that nesting is refused)
 
@@ -114,9 +129,16 @@ def replayed(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if _recording:
-            _recording[-1].call(method, (self, *args), kwargs)
-        return method(self, *args, **kwargs)
+        if not _recording:
+            return method(self, *args, **kwargs)
+        tape = _recording[-1]
+        if not tape.suspended:
+            tape.call(method, (self, *args), kwargs)
+        tape.suspended += 1  # the ops, backward passes and updates inside are the method's own business
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            tape.suspended -= 1
 
     return wrapper
 
@@ -226,12 +248,12 @@ class CapturedStep:
             raise CaptureError("captured steps cannot be nested")
         tape = _Tape(args)
         _recording.append(tape)
-        _function._tape_hook = tape.op
+        _function._tape, _tensor._inplace_hook = tape, tape.inplace
         try:
             out = self.fn(*args)
         finally:
             _recording.pop()
-            _function._tape_hook = None
+            _function._tape = _tensor._inplace_hook = None
         tape.keep = []  # the capture's activations are no longer needed; the output structure keeps its ids
         self.tapes[key] = (tape, out)
         return _detached(out)

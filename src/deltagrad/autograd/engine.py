@@ -135,7 +135,7 @@ def backward(
 
     order = topological_order(roots)
     tape = capture.recording()
-    if tape is not None:
+    if tape is not None and not tape.suspended:
         if create_graph or inputs is not None or len(grads) != len(set(map(id, roots))):
             raise capture.CaptureError("a captured step may only call plain backward() on non-leaf outputs")
         tape.backward(list(reversed(order)), [(node, grads[id(node)]) for node in roots])

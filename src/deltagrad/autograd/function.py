@@ -114,16 +114,20 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
             arrays.append(a)
     ctx = _new(cls)
     token = quiet_floating_point()
+    if _tape is not None:  # in-place updates inside forward (running statistics) are the forward's own
+        _tape.suspended += 1
     try:
         out = cls.forward(ctx, *arrays, **params)
     finally:
         restore_floating_point(token)
+        if _tape is not None:
+            _tape.suspended -= 1
     if not tensors:
         return out
     if not record or not _grad_state.enabled:
         result = _make(out, None)
-        if _tape_hook is not None:
-            _tape_hook(cls, args, params, result)
+        if _tape is not None:
+            _tape.op(cls, args, params, result)
         return result
     needs = []
     versions = []
@@ -144,13 +148,13 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
     if cls.is_view:
         result._version = args[0]._version
     ctx._out_version = (result._version, result._version[0])
-    if _tape_hook is not None:
-        _tape_hook(cls, args, params, result)
+    if _tape is not None:
+        _tape.op(cls, args, params, result)
     return result
 
 
 _new = object.__new__
-_tape_hook: Callable | None = None  # set while ``deltagrad.capture`` records a step (autograd/capture.py)
+_tape: Any = None  # the tape while ``deltagrad.capture`` records a step (autograd/capture.py)
 _make = Tensor._make
 
 
