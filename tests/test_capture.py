@@ -176,3 +176,15 @@ def test_in_place_state_updates_are_replayed_and_step_values_refused():
 
     with pytest.raises(CaptureError, match="item assignment"):
         dg.capture(assigning_step)(dg.tensor(np.ones(2)))
+
+
+def test_detached_values_follow_the_replayed_step():
+    w = dg.tensor(np.array([2.0]), requires_grad=True)
+
+    def step(x):
+        target = (x * 3).detach()
+        return ((x * w - target) ** 2).sum()
+
+    captured = dg.capture(step)
+    captured(dg.tensor(np.array([1.0])))
+    np.testing.assert_allclose(captured(dg.tensor(np.array([5.0]))).item(), (5 * 2 - 15) ** 2)

@@ -112,6 +112,8 @@ class Tensor:
         """The same data, cut from the graph (shares memory and the in-place version counter)."""
         t = Tensor._make(self.data, None)
         t._version = self._version
+        if _tape is not None:  # in a captured step the detached value is still this step's value
+            _tape.alias(t, self)
         return t
 
     def detach_(self) -> Tensor:
@@ -265,8 +267,8 @@ class Tensor:
             raise RuntimeError(
                 "in-place operations are not recorded; write `x = x + y` (out of place) on tensors in the graph"
             )
-        if _inplace_hook is not None:  # a captured step repeats in-place updates of state (counters, buffers)
-            _inplace_hook(self, ufunc, other)
+        if _tape is not None:  # a captured step repeats in-place updates of state (counters, buffers)
+            _tape.inplace(self, ufunc, other)
         other = other.data if isinstance(other, Tensor) else other
         token = backend.quiet_floating_point()
         try:
@@ -317,8 +319,8 @@ class Tensor:
         return self._node is not None and _grad_state.enabled
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        if _inplace_hook is not None:
-            _inplace_hook(self, None, value)
+        if _tape is not None:
+            _tape.inplace(self, None, value)
         if self._requires_grad and _grad_state.enabled:
             raise RuntimeError(
                 "item assignment on a tensor that requires grad is not recorded; do it under no_grad(), "
@@ -332,7 +334,7 @@ class Tensor:
         self._version[0] += 1
 
 
-_inplace_hook: Any = None  # set while ``deltagrad.capture`` records a step (autograd/capture.py)
+_tape: Any = None  # the tape while ``deltagrad.capture`` records a step (autograd/capture.py)
 
 
 def _data(x: Any) -> Any:

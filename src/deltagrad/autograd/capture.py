@@ -105,6 +105,16 @@ class _Tape:
     def call(self, fn: Callable, args: tuple, kwargs: dict) -> None:
         self.events.append(("call", fn, args, kwargs))
 
+    def alias(self, new: Tensor, old: Tensor) -> None:
+        """``new`` shares ``old``'s values (a detached copy): replay reads it from the same place."""
+        src = self.source(old)
+        if src[0] == SLOT:
+            self.slot_of[id(new)] = src[1]
+            self.keep.append(new)
+        elif src[0] == INPUT:
+            self.input_of[id(new)] = src[1]
+            self.keep.append(new)
+
     def inplace(self, target: Tensor, ufunc: Any, other: Any) -> None:
         """An in-place update outside any op (a counter, a buffer): repeat it if it does not use step values."""
         if self.suspended:
@@ -248,12 +258,12 @@ class CapturedStep:
             raise CaptureError("captured steps cannot be nested")
         tape = _Tape(args)
         _recording.append(tape)
-        _function._tape, _tensor._inplace_hook = tape, tape.inplace
+        _function._tape = _tensor._tape = tape
         try:
             out = self.fn(*args)
         finally:
             _recording.pop()
-            _function._tape = _tensor._inplace_hook = None
+            _function._tape = _tensor._tape = None
         tape.keep = []  # the capture's activations are no longer needed; the output structure keeps its ids
         self.tapes[key] = (tape, out)
         return _detached(out)
