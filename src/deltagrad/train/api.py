@@ -26,7 +26,7 @@ from deltagrad.train.loop import Trainer, _finite
 from deltagrad.train.models import count_parameters
 from deltagrad.train.plot import curves_png
 
-CONFIG_HEADER = ("deltagrad run configuration: the resolved settings of this run.\n"
+CONFIG_HEADER = (R.CONFIG_MARK[2:] + ": the resolved settings of this run.\n"
                  "Rebuild it with: deltagrad train --config config.toml --out NEW_DIR")
 
 

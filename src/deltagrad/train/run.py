@@ -32,6 +32,7 @@ CONFIG, MODEL, OPTIMIZER, STATE = "config.toml", "model.safetensors", "optimizer
 METRICS_LINES, METRICS, CURVES = "metrics.jsonl", "metrics.json", "curves.png"
 STATE_FORMAT = "deltagrad.training-state"
 STATE_VERSION = 1
+CONFIG_MARK = "# deltagrad run configuration"  # the first line of a config.toml that a run wrote
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
@@ -75,13 +76,16 @@ def new_run_dir(root: str | os.PathLike = "runs", label: str = "run") -> Path:
 
 
 def prepare_out_dir(path: str | os.PathLike) -> Path:
-    """``--out DIR``: create it, or accept an existing folder that holds no run (never overwrite one)."""
+    """``--out DIR``: create it, or accept an existing folder that holds no run (never overwrite one; a
+    ``config.toml`` alone, from a run that stopped before its first checkpoint, may be replaced)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"{path}: exists and is not a folder")
-    if path.is_dir() and any((path / f).exists() for f in (CONFIG, MODEL, STATE)):
+    if path.is_dir() and any((path / f).exists() for f in (MODEL, STATE)):
         raise CheckpointError(f"{path}: already holds a run; continue it with --resume {path}, "
                               "or choose another --out")
+    if (path / CONFIG).exists() and not (path / CONFIG).read_text(errors="replace").startswith(CONFIG_MARK):
+        raise CheckpointError(f"{path}: holds a {CONFIG} that a run would overwrite; choose another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
