@@ -83,7 +83,7 @@ def test_registration_by_assignment():
     m = Scale(3)
     assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
     assert [n for n, _ in m.named_buffers()] == ["steps", "scratch"]
-    assert "weight" not in m.__dict__ and m.weight is m._parameters["weight"]
+    assert m.weight is m._parameters["weight"]
     w = Parameter(dg.ones(3, dtype="float64"))
     m.weight = w  # re-assigning keeps the registration order
     assert [n for n, _ in m.named_parameters()] == ["weight", "bias"] and m.weight is w
@@ -98,7 +98,12 @@ def test_registration_by_assignment():
     m.extra = Parameter(dg.zeros(1))
     assert [n for n, _ in m.named_parameters()] == ["weight", "extra"]
     del m.extra
-    assert [n for n, _ in m.named_parameters()] == ["weight"]
+    assert [n for n, _ in m.named_parameters()] == ["weight"] and not hasattr(m, "extra")
+    m.head = Scale(1)
+    m.head = None  # a declared child that is absent
+    assert m.head is None and list(m.children()) == []
+    m.head = Parameter(dg.zeros(1))  # the name moves from the children to the parameters
+    assert isinstance(m.head, Parameter) and "head" not in m._modules
     with pytest.raises(AttributeError, match="'Scale' object has no attribute 'nothing'"):
         _ = m.nothing
 
@@ -424,6 +429,7 @@ def test_sequential_container():
     assert [n for n, _ in s[1:].named_children()] == ["1", "2"]
     del s[0]
     assert list(s._modules) == ["0", "1"] and s[0] is b
+    assert getattr(s, "0") is b and not hasattr(s, "2")  # attribute access follows the renumbering
     s.insert(0, a)
     assert list(s) == [a, b, c]
     s.insert(-1, Scale(2))
@@ -458,7 +464,9 @@ def test_module_list_and_dict():
     md["mid"] = Scale(1)
     assert list(md.keys()) == ["enc", "dec", "mid"]
     assert [n for n, _ in md.named_parameters()][-1] == "mid.bias"
-    assert md.pop("enc").n == 2 and len(md) == 2
+    assert md.pop("enc").n == 2 and len(md) == 2 and not hasattr(md, "enc")
+    with pytest.raises(KeyError):
+        del md["enc"]
     md.update([("z", Scale(1))])
     assert list(md) == ["dec", "mid", "z"]
     with pytest.raises(ValueError, match="element #0"):

@@ -67,7 +67,7 @@ class Sequential(Module):
         else:
             delattr(self, keys[_index(idx, len(keys), "Sequential")])
         # keep the numbering contiguous, as PyTorch does
-        self.__dict__["_modules"] = dict(zip((str(i) for i in range(len(self._modules))), self._modules.values()))
+        self._replace_modules((str(i), m) for i, m in enumerate(self._modules.values()))
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -89,7 +89,7 @@ class Sequential(Module):
             index += n
         mods = list(self._modules.values())
         mods.insert(index, module)
-        self.__dict__["_modules"] = {str(i): m for i, m in enumerate(mods)}
+        self._replace_modules((str(i), m) for i, m in enumerate(mods))
         return self
 
     def extend(self, modules: Iterable[Module]) -> Sequential:
@@ -124,7 +124,7 @@ class ModuleList(Module):
         keys = list(self._modules)
         for key in keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "ModuleList")]]:
             delattr(self, key)
-        self.__dict__["_modules"] = dict(zip((str(i) for i in range(len(self._modules))), self._modules.values()))
+        self._replace_modules((str(i), m) for i, m in enumerate(self._modules.values()))
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -159,9 +159,7 @@ class ModuleList(Module):
     def insert(self, index: int, module: Module) -> None:
         mods = list(self._modules.values())
         mods.insert(index, module)
-        self.__dict__["_modules"] = {}
-        for m in mods:
-            self.append(m)
+        self._replace_modules((str(i), m) for i, m in enumerate(mods))
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
         if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
@@ -192,7 +190,9 @@ class ModuleDict(Module):
         self.add_module(key, module)
 
     def __delitem__(self, key: str) -> None:
-        del self._modules[key]
+        if key not in self._modules:
+            raise KeyError(key)
+        delattr(self, key)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -218,7 +218,7 @@ class ModuleDict(Module):
         return v
 
     def clear(self) -> None:
-        self._modules.clear()
+        self._replace_modules(())
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
         items = modules.items() if isinstance(modules, Mapping) else modules

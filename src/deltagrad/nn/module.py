@@ -94,24 +94,40 @@ class Module:
             if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
                                 "(deltagrad.nn.Parameter or None expected)")
-            params[name] = None
+            self._store("_parameters", name, None)
         elif isinstance(value, Module):
             if params is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
             self._forget(name, keep="_modules")
-            d["_modules"][name] = value
+            self._store("_modules", name, value)
         elif params is not None and name in d["_modules"]:
             if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
                                 "(deltagrad.nn.Module or None expected)")
-            d["_modules"][name] = None
+            self._store("_modules", name, None)
         elif params is not None and name in d["_buffers"]:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
                                 "(deltagrad.Tensor or None expected)")
-            d["_buffers"][name] = value
+            self._store("_buffers", name, value)
         else:
             object.__setattr__(self, name, value)
+
+    def _store(self, kind: str, name: str, value: Any) -> None:
+        """Register ``value`` in the store ``kind`` and mirror it in the instance dict: the stores are the
+        registry (what parameters(), state_dict()... walk), the mirror makes ``self.weight`` a plain attribute
+        lookup (no ``__getattr__`` call on the forward pass's hot path)."""
+        d = self.__dict__
+        d[kind][name] = value
+        d[name] = value
+
+    def _replace_modules(self, items: Any) -> None:
+        """Replace all children at once (containers renumbering after a deletion or insertion)."""
+        d = self.__dict__
+        for key in d["_modules"]:
+            d.pop(key, None)
+        d["_modules"] = dict(items)
+        d.update(d["_modules"])
 
     def _forget(self, name: str, keep: str) -> None:
         """Drop ``name`` from every store but ``keep`` (which the new value goes to, in its old place)."""
@@ -123,7 +139,8 @@ class Module:
         d["_non_persistent_buffers"].discard(name)
 
     def __getattr__(self, name: str) -> Any:
-        # only called when ordinary lookup fails: parameters, buffers and children live in their dicts
+        # only called when ordinary lookup fails; registered entries are mirrored in __dict__, so this is
+        # mostly the error path (and a fallback for dicts changed by hand)
         d = self.__dict__
         for key in ("_parameters", "_buffers", "_modules"):
             store = d.get(key)
@@ -136,6 +153,7 @@ class Module:
         for key in ("_parameters", "_buffers", "_modules"):
             if name in d[key]:
                 del d[key][name]
+                d.pop(name, None)
                 d["_non_persistent_buffers"].discard(name)
                 return
         object.__delattr__(self, name)
@@ -163,7 +181,7 @@ class Module:
             if not param.is_leaf:
                 raise ValueError(f"cannot assign non-leaf Tensor to parameter '{name}'; "
                                  "make it a leaf with Parameter(t.detach())")
-        self._parameters[name] = param
+        self._store("_parameters", name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Add state that is not learned (running statistics...). Persistent buffers go in ``state_dict``."""
@@ -173,7 +191,7 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
                             "(deltagrad.Tensor or None required)")
-        self._buffers[name] = tensor
+        self._store("_buffers", name, tensor)
         if persistent:
             self._non_persistent_buffers.discard(name)
         else:
@@ -186,7 +204,7 @@ class Module:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         if hasattr(self, name) and name not in self._modules:
             raise KeyError(f"attribute '{name}' already exists")
-        self._modules[name] = module
+        self._store("_modules", name, module)
 
     register_module = add_module
 
