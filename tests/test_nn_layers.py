@@ -88,6 +88,11 @@ LAYERS = {
     "avgpool2d": (lambda: nn.AvgPool2d(2), lambda t: t.nn.AvgPool2d(2), (2, 3, 6, 6)),
     "avgpool2d_pad": (lambda: nn.AvgPool2d(3, stride=2, padding=1),
                       lambda t: t.nn.AvgPool2d(3, stride=2, padding=1), (2, 2, 7, 7)),
+    "avgpool2d_exclude_pad": (lambda: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+                              lambda t: t.nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True,
+                                                       count_include_pad=False), (2, 2, 6, 6)),
+    "avgpool2d_divisor": (lambda: nn.AvgPool2d(2, divisor_override=3), lambda t: t.nn.AvgPool2d(2, divisor_override=3),
+                          (1, 2, 4, 4)),
     "flatten": (lambda: nn.Flatten(), lambda t: t.nn.Flatten(), (2, 3, 4, 5)),
     "flatten_dims": (lambda: nn.Flatten(0, 2), lambda t: t.nn.Flatten(0, 2), (2, 3, 4, 5)),
     "unflatten": (lambda: nn.Unflatten(1, (3, 4)), lambda t: t.nn.Unflatten(1, (3, 4)), (2, 12)),
@@ -424,3 +429,15 @@ def test_hooks_record_forward_and_backward_signals_like_torch():
         (gi_o, go_o), (gi_t, go_t) = records["o"][("bwd", i)], records["t"][("bwd", i)]
         np.testing.assert_allclose(go_o[0].data, go_t[0].numpy(), rtol=RTOL, atol=ATOL, err_msg=f"grad_output {i}")
         np.testing.assert_allclose(gi_o[0].data, gi_t[0].numpy(), rtol=RTOL, atol=ATOL, err_msg=f"grad_input {i}")
+
+
+def test_maxpool_return_indices_and_ceil_mode_match_torch():
+    torch = pytest.importorskip("torch")
+    x = randn(2, 3, 7, 7, seed=14)
+    out, idx = nn.MaxPool2d(3, stride=2, ceil_mode=True, return_indices=True)(dg.tensor(x))
+    t_out, t_idx = torch.nn.MaxPool2d(3, stride=2, ceil_mode=True, return_indices=True)(torch.tensor(x))
+    np.testing.assert_array_equal(out.data, t_out.numpy())
+    np.testing.assert_array_equal(idx.data, t_idx.numpy())
+    out, idx = nn.MaxPool1d(2, return_indices=True)(dg.tensor(x[:, :, 0]))
+    t_out, t_idx = torch.nn.MaxPool1d(2, return_indices=True)(torch.tensor(x[:, :, 0]))
+    np.testing.assert_array_equal(idx.data, t_idx.numpy())
