@@ -271,3 +271,28 @@ def test_training_state_round_trip(tmp_path):
     dg.save({"w": np.ones(2)}, tmp_path / "weights.safetensors")
     with pytest.raises(CheckpointFileError, match="weights.safetensors: no training state"):
         dg.io.load_state(tmp_path / "weights.safetensors")
+
+
+def test_nn_model_round_trip_and_torch_interchange(tmp_path):
+    if not hasattr(dg.nn, "Linear"):
+        pytest.skip("nn.Linear is not available yet")
+    dg.manual_seed(0)
+    model = dg.nn.Sequential(dg.nn.Linear(3, 4), dg.nn.ReLU(), dg.nn.Linear(4, 2))
+    path = tmp_path / "mlp.safetensors"
+    dg.save(model, path)
+    assert list(dg.load(path)) == list(model.state_dict())
+    fresh = dg.nn.Sequential(dg.nn.Linear(3, 4), dg.nn.ReLU(), dg.nn.Linear(4, 2))
+    load_into(fresh, path)
+    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        np.testing.assert_array_equal(a.data, b.data, err_msg=k)
+    wrong = dg.nn.Sequential(dg.nn.Linear(3, 5), dg.nn.ReLU(), dg.nn.Linear(5, 2))
+    with pytest.raises(StateDictMismatchError, match='size mismatch for "0.weight"'):
+        load_into(wrong, path)
+
+    torch = pytest.importorskip("torch")
+    st_torch = pytest.importorskip("safetensors.torch")
+    tmodel = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    tmodel.load_state_dict(st_torch.load_file(path))  # same names, same (out × in) layout
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(model(dg.tensor(x)).detach().numpy(), tmodel(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
