@@ -102,6 +102,15 @@ def test_help_everywhere_with_examples(capsys, argv):
     assert code == 0 and "examples:" in out and "usage: deltagrad" in out
 
 
+def test_zero_epochs_saves_the_initial_model(tmp_path, capsys):
+    code, out, _ = run_main(capsys, "train", "--epochs", "0", "--out", tmp_path / "r", "--json")
+    assert code == 0 and json.loads(out.splitlines()[-1])["epochs"] == 0
+    code, out, _ = run_main(capsys, "eval", tmp_path / "r")
+    assert code == 0 and out.startswith("test loss")
+    code, out, _ = run_main(capsys, "train", "--resume", tmp_path / "r", "--epochs", "1", "--quiet")
+    assert code == 0 and json.loads((tmp_path / "r" / "state.json").read_text())["epoch"] == 1
+
+
 def test_no_command_prints_help(capsys):
     code, _, err = run_main(capsys)
     assert code == 2 and "usage: deltagrad" in err
@@ -131,6 +140,7 @@ def test_python_dash_m_runs_a_real_training(tmp_path):
     (["train", "--dataset", "missing.csv"], r"missing\.csv: no such file"),
     (["train", "--config", "missing.toml"], r"missing\.toml: no such config file"),
     (["train", "--model", "cnn", "--dataset", "iris"], r"model 'cnn' needs images"),
+    (["train", "--target", "label"], r"data.target \(--target\) applies to CSV files only"),
     (["eval", "no/such/run"], r"no/such/run: no such run folder"),
     (["info", "no/such/run"], r"no/such/run: no such run folder"),
 ])

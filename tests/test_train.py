@@ -171,12 +171,22 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_the_last_checkpo
     assert not (run / "metrics.json").exists()
 
 
-def test_divergence_in_the_first_epoch_writes_no_weights(tmp_path):
+def test_divergence_in_the_first_epoch_keeps_the_initial_weights(tmp_path):
     run = tmp_path / "run"
-    with pytest.raises(DivergenceError, match="at epoch 1, step .*nothing was saved"):
+    with pytest.raises(DivergenceError, match=r"at epoch 1, step .*the checkpoint of epoch 0 \(the initial weights\)"):
         train_run({"data": {"dataset": "sine"}, "optimizer": {"lr": 1e6}, "train": {"epochs": 2}}, out=run,
                   quiet=True)
-    assert not (run / "model.safetensors").exists()
+    assert json.loads((run / "state.json").read_text())["epoch"] == 0
+    assert all(np.isfinite(w).all() for w in weights(run).values())
+    # and the run resumes from there (diverging again at the same step: it is deterministic)
+    with pytest.raises(DivergenceError, match=r"at epoch 1, step"):
+        train_run(resume=run, quiet=True)
+
+
+def test_divergence_without_a_run_folder():
+    t = trainer_for({"data": {"dataset": "sine"}, "optimizer": {"lr": 1e6}, "train": {"epochs": 1}})
+    with pytest.raises(DivergenceError, match="nothing was saved"):
+        t.fit()
 
 
 # -- the loop's options ------------------------------------------------------------------------------------------

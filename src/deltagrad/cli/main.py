@@ -9,18 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from typing import Any
 
+from deltagrad import __version__
 from deltagrad.cli import report
 from deltagrad.data import BUILTIN, DataError
-from deltagrad.io import CheckpointFileError
 from deltagrad.train import toml_io
 from deltagrad.train.api import evaluate_run, predict_run, run_info, train_run
 from deltagrad.train.config import FLAGS, MODELS, OPTIMIZERS, set_path
 from deltagrad.train.errors import ConfigError, RunError
 
-USER_ERRORS = (RunError, DataError, CheckpointFileError)
-VERSION = "0.1.0"
+USER_ERRORS = (RunError, DataError)
+VERSION = __version__
 
 TRAIN_EXAMPLES = """\
 examples:
@@ -55,6 +56,10 @@ examples:
 """
 
 
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=88)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``deltagrad train: error: ... (see --help)`` and status 2."""
 
@@ -65,17 +70,17 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> Parser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = Parser(prog="deltagrad", formatter_class=fmt,
-                    description="Train, evaluate and inspect neural networks with deltagrad (backpropagation "
-                                "on NumPy).",
+                    description=_wrap("Train, evaluate and inspect neural networks with deltagrad (backpropagation "
+                                "on NumPy)."),
                     epilog="examples:\n  deltagrad train\n  deltagrad train --model cnn\n"
                            "  deltagrad eval runs/<run>\n\n'deltagrad COMMAND --help' describes each command.")
     parser.add_argument("--version", action="version", version=f"deltagrad {VERSION}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     t = sub.add_parser("train", help="train a model and save the run", formatter_class=fmt,
-                       description="Train a model (default: an MLP on the built-in 8x8 digits) and save the run "
+                       description=_wrap("Train a model (default: an MLP on the built-in 8x8 digits) and save the run "
                                    "folder: config.toml, model.safetensors, optimizer.safetensors, state.json, "
-                                   "metrics.jsonl, metrics.json and curves.png.",
+                                   "metrics.jsonl, metrics.json and curves.png."),
                        epilog=TRAIN_EXAMPLES.format(builtins=", ".join(BUILTIN)))
     t.add_argument("--dataset", metavar="NAME|FILE.csv|IDX_FOLDER",
                    help="a built-in data set (default digits), a numeric CSV file, or a folder of MNIST/"
@@ -99,7 +104,8 @@ def build_parser() -> Parser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="test metrics of a saved run", formatter_class=fmt,
-                       description="Evaluate a run's model on its data set (the same fixed split as in training).",
+                       description=_wrap("Evaluate a run's model on its data set (the same fixed split as in "
+                                         "training)."),
                        epilog=EVAL_EXAMPLES)
     e.add_argument("run", metavar="RUN_DIR")
     e.add_argument("--split", choices=["test", "val", "train"], default="test", help="which part (default test)")
@@ -107,8 +113,8 @@ def build_parser() -> Parser:
     e.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="predictions of a saved run", formatter_class=fmt,
-                       description="Print a run's predictions as CSV: for the test split of its data set, or "
-                                   "for the inputs in a .csv or .npy file.", epilog=PREDICT_EXAMPLES)
+                       description=_wrap("Print a run's predictions as CSV: for the test split of its data set, "
+                                         "or for the inputs in a .csv or .npy file."), epilog=PREDICT_EXAMPLES)
     p.add_argument("run", metavar="RUN_DIR")
     p.add_argument("--input", metavar="FILE", help="inputs to predict: a numeric .csv (feature columns; the "
                                                    "training target column is dropped if present) or a .npy array")
@@ -116,7 +122,8 @@ def build_parser() -> Parser:
     p.set_defaults(func=cmd_predict)
 
     i = sub.add_parser("info", help="describe a saved run", formatter_class=fmt,
-                       description="Show a run's data, model, settings, progress, gradient norms and metrics.",
+                       description=_wrap("Show a run's data, model, settings, progress, gradient norms and "
+                                         "metrics."),
                        epilog=INFO_EXAMPLES)
     i.add_argument("run", metavar="RUN_DIR")
     i.add_argument("--json", action="store_true", help="print everything as one JSON object")

@@ -75,7 +75,8 @@ def train_run(doc: Mapping[str, Any] | None = None, sources: Mapping[str, str] |
             trainer.log(f"the run stopped early at epoch {trainer.epoch}; nothing more to train")
         elif trainer.epoch >= cfg["train"]["epochs"]:
             trainer.log(f"the run already has {trainer.epoch} epochs (asked for {cfg['train']['epochs']})")
-        write_config(cfg, run)
+        else:
+            write_config(cfg, run)  # the new epoch count
     else:
         cfg = check_config(doc or {}, sources)
         data = load_data(cfg)
@@ -85,6 +86,7 @@ def train_run(doc: Mapping[str, Any] | None = None, sources: Mapping[str, str] |
             on_start(run)
         trainer = Trainer(cfg, data, out=run, quiet=quiet, log=log)
         write_config(cfg, run)
+        trainer.save_checkpoint()  # epoch 0: the initial weights, so a run always has a checkpoint to go back to
         trainer.log(f"training {cfg['model']['name']} ({count_parameters(trainer.model):,} parameters) on "
                     f"{cfg['data']['dataset']} ({len(data.train)} train / {len(data.val)} validation / "
                     f"{len(data.test)} test examples) into {run}")

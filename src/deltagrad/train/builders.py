@@ -6,6 +6,7 @@ from typing import Any
 
 from deltagrad import optim
 from deltagrad.data import DataSplits, load_dataset
+from deltagrad.data.sets import source_kind
 from deltagrad.optim import lr_scheduler
 from deltagrad.train.errors import ConfigError
 from deltagrad.train.models import architecture_layers
@@ -17,6 +18,8 @@ _OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsp
 def load_data(cfg: dict[str, Any]) -> DataSplits:
     """The data set of ``[data]``, normalized with the config's ``mean``/``std`` when it has them."""
     d = cfg["data"]
+    if d.get("target") is not None and source_kind(d["dataset"]) != "csv":
+        raise ConfigError(f"data.target (--target) applies to CSV files only, not to data set {d['dataset']!r}")
     return load_dataset(d["dataset"], target=d.get("target"), task=d["task"], normalize_inputs=d["normalize"],
                         mean=d.get("mean"), std=d.get("std"))
 

@@ -132,8 +132,12 @@ class Trainer:
 
     # -- one epoch -----------------------------------------------------------------------------------------
     def _diverged(self, what: str, step_in_epoch: int) -> DivergenceError:
-        kept = (f"the checkpoint of epoch {self.epoch} in {self.out} is kept" if self.out and self.epoch
-                else "nothing was saved")
+        if self.out is None:
+            kept = "nothing was saved"
+        elif self.epoch == 0:
+            kept = f"the checkpoint of epoch 0 (the initial weights) in {self.out} is kept"
+        else:
+            kept = f"the checkpoint of epoch {self.epoch} in {self.out} is kept"
         return DivergenceError(f"training diverged: {what} at epoch {self.epoch + 1}, step {step_in_epoch} "
                                f"(step {self.step + 1} of the run); {kept}. Try a smaller --lr or "
                                "train.clip_grad_norm", self.epoch + 1, self.step + 1)
@@ -185,7 +189,7 @@ class Trainer:
         epochs = self.cfg["train"]["epochs"] if epochs is None else epochs
         patience = self.cfg["train"]["patience"]
         with Progress(total=epochs * len(self.loader), initial=self.epoch * len(self.loader),
-                      disable=self.quiet) as progress:
+                      disable=self.quiet, desc=f"epoch {self.epoch + 1}/{epochs}") as progress:
             while self.epoch < epochs and not self.stopped_early:
                 progress.set_epoch(self.epoch + 1, epochs)
                 lr = float(self.optimizer.param_groups[0]["lr"])

@@ -14,14 +14,14 @@ from typing import Any
 class Progress:
     """``with Progress(total=steps) as p: ... p.update(loss) ...``; ``p.write(line, log)`` prints above the bar."""
 
-    def __init__(self, total: int, initial: int = 0, disable: bool = False) -> None:
+    def __init__(self, total: int, initial: int = 0, disable: bool = False, desc: str = "") -> None:
         self.bar: Any = None
         self._loss = 0.0
         self._n = 0
         if not disable and sys.stderr.isatty():
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, unit="step", file=sys.stderr, dynamic_ncols=True,
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", file=sys.stderr, dynamic_ncols=True,
                             leave=False, mininterval=0.1, smoothing=0.1)
 
     def __enter__(self) -> Progress:
