@@ -188,3 +188,18 @@ def test_detached_values_follow_the_replayed_step():
     captured = dg.capture(step)
     captured(dg.tensor(np.array([1.0])))
     np.testing.assert_allclose(captured(dg.tensor(np.array([5.0]))).item(), (5 * 2 - 15) ** 2)
+
+
+def test_module_zero_grad_is_replayed():
+    model = dg.nn.Linear(3, 1)
+
+    def step(x):
+        model.zero_grad()
+        loss = model(x).sum()
+        loss.backward()
+        return loss
+
+    captured = dg.capture(step)
+    for _ in range(3):
+        captured(dg.ones(2, 3))
+    np.testing.assert_allclose(model.bias.grad.data, [2.0])  # zeroed each step, not accumulated

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from deltagrad import backend
+from deltagrad.autograd.capture import replayed
 from deltagrad.autograd.grad_mode import state as _grad_state
 from deltagrad.nn.hooks import BackwardHook, RemovableHandle, add_hook
 from deltagrad.nn.parameter import Parameter
@@ -309,6 +310,7 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
+    @replayed  # a captured training step (deltagrad.capture) repeats it
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget accumulated gradients: ``.grad = None`` (default) or filled with zeros."""
         for p in self.parameters():
