@@ -161,6 +161,25 @@ def _class_targets(name: str, x, t, weight, ignore_index: int):
     return valid, safe, w_t
 
 
+def _all_below(t, c: int) -> bool:
+    """0 ≤ t < c everywhere, with one reduction: negative integers viewed as unsigned are huge."""
+    return int((t.view(f"u{t.itemsize}") if t.dtype.kind == "i" else t).max()) < c
+
+
+_ROWS: dict[int, Any] = {}
+
+
+def _rows(n: int):
+    """arange(n), kept: the row index of the target picks, the same every step."""
+    rows = _ROWS.get(n)
+    if rows is None:
+        if len(_ROWS) > 64:
+            _ROWS.clear()
+        rows = _ROWS[n] = xp.arange(n)
+        rows.flags.writeable = False
+    return rows
+
+
 def _onehot(safe, values, shape):
     """Zeros of ``shape`` (N, C, *d) with ``values`` (N, *d) at each target class."""
     a = xp.zeros(shape, values.dtype)
@@ -185,6 +204,11 @@ class CrossEntropy(Function):
     def forward(ctx, input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         name = "cross_entropy"
         check_reduction(name, reduction)
+        ctx.reduction, ctx.dtype = reduction, input.dtype
+        if (input.ndim == 2 and target.ndim == 1 and target.dtype.kind in "iu" and weight is None
+                and not label_smoothing and len(target) == len(input) and len(target)
+                and _all_below(target, input.shape[1]) and not 0 <= ignore_index < input.shape[1]):
+            return ctx._simple(input, target)
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
         probabilities = target.dtype.kind == "f"
@@ -195,15 +219,7 @@ class CrossEntropy(Function):
         e = xp.exp(z)
         sum_e = e.sum(axis=1, keepdims=True)
         ctx.prob = e / sum_e
-        ctx.probabilities, ctx.eps, ctx.reduction = probabilities, eps, reduction
-        ctx.simple = False
-        if (not probabilities and input.ndim == 2 and weight is None and not eps and t.size
-                and 0 <= t.min() and t.max() < c and ignore_index not in t):
-            # the common case, the hot path of a classifier's training step: (N, C) logits, valid class indices
-            rows = xp.arange(x.shape[0])
-            loss = xp.log(sum_e[:, 0]) - z[rows, t]
-            ctx.simple, ctx.target, ctx.den = True, (rows, t), x.shape[0]
-            return loss if reduction == "none" else reduce_loss(loss, reduction, ctx.den)
+        ctx.probabilities, ctx.eps, ctx.simple = probabilities, eps, False
         weight = const(weight)
         wb = ctx.wb = None if weight is None else _class_axis(weight.astype(x.dtype, copy=False), x.ndim)
         logp = z - xp.log(sum_e)
@@ -225,6 +241,18 @@ class CrossEntropy(Function):
         if ctx.unbatched and reduction == "none":
             return loss[0]
         return reduce_loss(loss, reduction, den)
+
+    def _simple(ctx, x, t):
+        """The hot path of a classifier's training step: (N, C) logits, class indices all in range, no weights or
+        smoothing. ℓᵢ = log Σ e^zᵢ − zᵢ[yᵢ] with z = x − max x; the softmax is formed in backward."""
+        z = x - x.max(axis=1, keepdims=True)
+        e = xp.exp(z)
+        sum_e = e.sum(axis=1)
+        rows = _rows(len(t))
+        loss = xp.log(sum_e) - z[rows, t]
+        ctx.simple, ctx.probabilities, ctx.unbatched, ctx.eps = True, False, False, 0.0
+        ctx.e, ctx.sum_e, ctx.target, ctx.den = e, sum_e, (rows, t), len(t)
+        return loss if ctx.reduction == "none" else reduce_loss(loss, ctx.reduction, ctx.den)
 
     def _weights(ctx, t, shape, dtype):
         """a (N, C, *d), the weight of each class's log-probability in each position's loss."""
@@ -248,9 +276,8 @@ class CrossEntropy(Function):
         s = scale(g, ctx.reduction, ctx.den)
         if ctx.simple and not graphing(ctx):  # (softmax − onehot) · s without building the one-hot
             rows, t = ctx.target
-            s = s[:, None] if ctx.reduction == "none" else s
-            dx = ctx.prob * s
-            dx[rows, t] -= s[:, 0] if ctx.reduction == "none" else s
+            dx = ctx.e * (s / ctx.sum_e)[:, None]
+            dx[rows, t] -= s
             return dx, None
         x, t = ctx.args[0], ctx.args[1]
         if ctx.unbatched:
@@ -259,7 +286,7 @@ class CrossEntropy(Function):
         if ctx.reduction == "none":
             s = s.reshape((x.shape[0], 1) + tuple(x.shape[2:]))
         shape = tuple(x.shape)
-        dtype = ctx.prob.dtype
+        dtype = ctx.dtype
         a = ctx._weights(t, shape, dtype)
         dx = dt = None
         if ctx.needs_input_grad[0]:
