@@ -86,6 +86,19 @@ def test_batch_norm_float32_and_errors(rng):
         F.batch_norm(dg.zeros(2, 3), None, None, training=False)
 
 
+def test_batch_norm_running_stats_update_in_a_captured_step(rng):
+    rm, rv = dg.zeros(3, dtype=dg.float64), dg.ones(3, dtype=dg.float64)
+    step = dg.capture(lambda x: F.batch_norm(x, rm, rv, training=True, momentum=0.5).sum())
+    batches = [rng.standard_normal((4, 3)) * (k + 1) for k in range(3)]
+    expected_m, expected_v = np.zeros(3), np.ones(3)
+    for b in batches:                                  # captured on the first call, replayed after
+        step(dg.tensor(b))
+        expected_m = 0.5 * expected_m + 0.5 * b.mean(0)
+        expected_v = 0.5 * expected_v + 0.5 * b.var(0, ddof=1)
+    np.testing.assert_allclose(rm.data, expected_m, rtol=1e-12)
+    np.testing.assert_allclose(rv.data, expected_v, rtol=1e-12)
+
+
 # ---- dropout ------------------------------------------------------------------------------------------------------
 
 

@@ -21,6 +21,8 @@ class Matmul(Function):
     and removed again; batch dimensions broadcast.  da = g @ bᵀ,  db = aᵀ @ g  (summed over broadcast batches)
 
     Shapes: (n, k) @ (k, m) -> (n, m);  (B, n, k) @ (k, m) -> (B, n, m);  (k,) @ (k,) -> ().
+
+    >>> (deltagrad.ones(5, 2, 3) @ deltagrad.ones(3)).shape   # (5, 2)
     """
 
     def forward(ctx, a, b):
@@ -110,6 +112,8 @@ class Linear(Function):
     Shapes: x (*, in), W (out, in) (PyTorch's layout, the notes' x_out = W x_in), b (out,) -> y (*, out).
     Backward ("forward signal times backward signal"): dx = g W,  dW = gᵀ x,  db = Σ g, where the sums run
     over every leading dimension of x. Only the gradients that are needed are computed.
+
+    >>> linear(deltagrad.ones(4, 3), deltagrad.ones(2, 3), deltagrad.zeros(2))   # 4 × 2, every entry 3
     """
 
     def forward(ctx, input, weight, bias=None):
