@@ -54,6 +54,8 @@ def _as_grad(g: Any, like: Tensor, create_graph: bool) -> Any:
         g = np.asarray(g, dtype=like.dtype)
     if g.shape != like.shape:
         raise RuntimeError(f"gradient has shape {tuple(g.shape)} but the output has shape {like.shape}")
+    if create_graph and not isinstance(g, Tensor):  # under create_graph every gradient a rule sees is a Tensor
+        g = Tensor._make(g, None)
     return g
 
 

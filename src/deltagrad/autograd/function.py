@@ -78,6 +78,12 @@ class Function:
             )
         return Tensor._make(self._out, self) if self._create_graph else self._out
 
+    @property
+    def create_graph(self) -> bool:
+        """True while this backward is itself being recorded (``create_graph=True``): rules that take an
+        array shortcut (a value saved by forward) must compute from ``ctx.args`` instead."""
+        return self._create_graph
+
     def _check_alive(self) -> None:
         if getattr(self, "_freed", False):
             raise RuntimeError(

@@ -20,12 +20,6 @@ from deltagrad.tensor import Tensor
 __all__ = ["softmax", "log_softmax"]
 
 
-def graphing(ctx: Function) -> bool:
-    """True when this backward is being recorded (``create_graph``): its inputs are Tensors, but g may still be
-    a plain array (the seed at the output), so ``is_tensor(g)`` cannot tell."""
-    return ctx._create_graph
-
-
 def _softmax_dim(ndim: int, dim: Any, name: str) -> int:
     if dim is None:  # PyTorch's legacy choice when no dim is given
         warnings.warn(f"implicit dimension choice for {name} has been deprecated; pass dim", UserWarning,
@@ -187,7 +181,7 @@ class BatchNorm(Function):
         x, weight = ctx.args[0], ctx.args[1] if len(ctx.args) > 1 else None
         need = list(ctx.needs_input_grad) + [False] * 2
         axes, bshape = ctx.axes, ctx.bshape
-        if graphing(ctx):  # the statistics as functions of x, so that they are differentiated too
+        if ctx.create_graph:  # the statistics as functions of x, so that they are differentiated too
             if ctx.training:
                 xc = x - mean(x, axes, True)
                 invstd = 1 / sqrt(mean(xc * xc, axes, True) + ctx.eps)

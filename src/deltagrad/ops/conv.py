@@ -28,12 +28,6 @@ __all__ = ["conv1d", "conv2d", "conv3d", "conv1d_input", "conv2d_input", "conv3d
 _KEEP_COLS_BYTES = 32 * 2**20
 
 
-def graphing(ctx: Function) -> bool:
-    """True when this backward is being recorded (``create_graph``): its inputs are Tensors, but g may still be
-    a plain array (the seed at the output), so ``is_tensor(g)`` cannot tell."""
-    return ctx._create_graph
-
-
 # ---- geometry shared with pooling ----------------------------------------------------------------------------
 
 
@@ -221,7 +215,7 @@ class _Conv(Function):
         dx = conv_input_fn(x.shape, weight, g, **geo.params()) if need[0] else None
         dw = db = None
         if need[1]:
-            if ctx.cols is not None and not graphing(ctx):  # reuse forward's im2col
+            if ctx.cols is not None and not ctx.create_graph:  # reuse forward's im2col
                 dw = _weight_grad(ctx.cols, _batched(g, ctx.nd)[0], weight.shape, geo.groups)
             else:
                 dw = conv_weight_fn(x, weight.shape, g, **geo.params())

@@ -23,12 +23,6 @@ __all__ = ["mse_loss", "euclidean_loss", "cross_entropy", "nll_loss", "binary_cr
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def graphing(ctx: Function) -> bool:
-    """True when this backward is being recorded (``create_graph``): its inputs are Tensors, but g may still be
-    a plain array (the seed at the output), so ``is_tensor(g)`` cannot tell."""
-    return ctx._create_graph
-
-
 def check_reduction(name: str, reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
@@ -274,7 +268,7 @@ class CrossEntropy(Function):
 
     def backward(ctx, g):
         s = scale(g, ctx.reduction, ctx.den)
-        if ctx.simple and not graphing(ctx):  # (softmax − onehot) · s without building the one-hot
+        if ctx.simple and not ctx.create_graph:  # (softmax − onehot) · s without building the one-hot
             rows, t = ctx.target
             dx = ctx.e * (s / ctx.sum_e)[:, None]
             dx[rows, t] -= s
@@ -290,7 +284,7 @@ class CrossEntropy(Function):
         a = ctx._weights(t, shape, dtype)
         dx = dt = None
         if ctx.needs_input_grad[0]:
-            p = softmax(x, 1) if graphing(ctx) else ctx.prob
+            p = softmax(x, 1) if ctx.create_graph else ctx.prob
             dx = s * (p * sum(a, 1, True) - a)
             if ctx.unbatched:
                 dx = dx.reshape(shape[1:])
@@ -380,7 +374,7 @@ class BinaryCrossEntropy(Function):
         dy = sw * (log(1 - x) - log(x)) if need[1] else None
         dw = None
         if need[2]:
-            dw = s * (ctx.unweighted if not graphing(ctx) else
+            dw = s * (ctx.unweighted if not ctx.create_graph else
                       -(y * clamp(log(x), min=-100) + (1 - y) * clamp(log(1 - x), min=-100)))
         return dx, dy, dw
 
@@ -428,7 +422,7 @@ class BinaryCrossEntropyWithLogits(Function):
         if need[1]:
             dy = -sw * x if p is None else sw * (p * _softplus(-x) - _softplus(x))
         if need[2]:
-            if graphing(ctx):
+            if ctx.create_graph:
                 unweighted = (1 - y) * x + (_softplus(-x) if p is None else (1 + (p - 1) * y) * _softplus(-x))
             else:
                 unweighted = ctx.unweighted
