@@ -1,0 +1,93 @@
+"""One framework on one workload, in its own process: ``python -m bench.run_one FRAMEWORK WORKLOAD``.
+
+Prints one JSON line: steps/s, GFLOP/s, final loss, and memory (peak resident set of the process, and the
+peak growth after the model, the data and the first steps are set up). Frameworks: ``deltagrad`` (eager),
+``deltagrad-captured`` (the training step recorded once and replayed), ``torch`` (PyTorch eager).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+from bench.workloads import LR, MOMENTUM, WARMUP, WORKLOADS, batches, data, flops_per_step
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def layers(nn, sizes):
+    """The same architecture in either framework (their nn modules share names)."""
+    if sizes == "lenet":
+        return [nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Flatten(), nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)]
+    out = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        out += [nn.Linear(a, b), nn.ReLU()]
+    return out[:-1]
+
+
+def torch_step(name):
+    import torch
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*layers(torch.nn, WORKLOADS[name]["sizes"]))
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    lossf = torch.nn.CrossEntropyLoss()
+
+    def step(xb, yb):
+        opt.zero_grad()
+        loss = lossf(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step, torch.from_numpy, lambda loss: float(loss.detach())
+
+
+def deltagrad_step(name, captured):
+    import deltagrad as dg
+
+    dg.manual_seed(0)
+    model = dg.nn.Sequential(*layers(dg.nn, WORKLOADS[name]["sizes"]))
+    opt = dg.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    lossf = dg.nn.CrossEntropyLoss()
+
+    def step(xb, yb):
+        opt.zero_grad()
+        loss = lossf(model(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss
+
+    if captured:
+        step = dg.capture(step)
+    return step, dg.from_numpy, lambda loss: float(loss.item())
+
+
+def main(framework: str, name: str) -> dict:
+    w = WORKLOADS[name]
+    x, y = data(name)
+    if framework == "torch":
+        step, convert, value = torch_step(name)
+    else:
+        step, convert, value = deltagrad_step(name, captured=framework == "deltagrad-captured")
+    xs = [(convert(a), convert(b)) for a, b in batches(x, y, w["batch"], w["steps"])]
+    for xb, yb in xs[:WARMUP]:
+        step(xb, yb)
+    setup = rss_mb()
+    t = time.perf_counter()
+    for xb, yb in xs:
+        loss = step(xb, yb)
+    dt = time.perf_counter() - t
+    return dict(fw=framework, workload=name, steps_per_s=w["steps"] / dt,
+                gflops=flops_per_step(name) * w["steps"] / dt / 1e9, loss=value(loss),
+                peak_rss_mb=rss_mb(), peak_growth_mb=rss_mb() - setup)
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], sys.argv[2])))
