@@ -27,6 +27,7 @@ import numpy as np
 
 from deltagrad import tensor as _tensor
 from deltagrad.autograd import function as _function
+from deltagrad.autograd.engine import store_leaf_grad
 from deltagrad.autograd.function import Function, sum_to
 from deltagrad.backend import quiet_floating_point, restore_floating_point
 from deltagrad.tensor import Tensor
@@ -76,7 +77,10 @@ class _Tape:
         slot = self.new_slot(result) if isinstance(result, Tensor) else None
         self.events.append(("op", cls, sources, params, slot, needs, result._node if needs else None))
 
-    def backward(self, order: list[Function], roots: list[tuple[Function, Any]]) -> None:
+    def backward(self, order: list[Function], roots: list[Function], grads: dict, plain: bool) -> None:
+        """Called by the engine before a backward pass runs, with its node order and seed gradients."""
+        if not plain or len(grads) != len({id(node) for node in roots}):
+            raise CaptureError("a captured step may only call plain backward() on non-leaf outputs")
         slot_of_node = {}
         for ev in self.events:
             if ev[0] == "op" and ev[6] is not None:
@@ -99,7 +103,7 @@ class _Tape:
                         raise CaptureError("tensor hooks cannot be captured")
                     dests.append((LIVE, t, t.shape, t.dtype))
             plan.append((slot_of_node[id(node)], dests))
-        seeds = [(slot_of_node[id(node)], np.array(g, copy=True)) for node, g in roots]
+        seeds = [(slot_of_node[id(node)], np.array(grads[id(node)], copy=True)) for node in roots]
         self.events.append(("backward", plan, seeds))
 
     def call(self, fn: Callable, args: tuple, kwargs: dict) -> None:
@@ -128,10 +132,6 @@ class _Tape:
 
 
 _recording: list[_Tape] = []   # the tape being recorded, if any (a list so that nesting is refused)
-
-
-def recording() -> _Tape | None:
-    return _recording[-1] if _recording else None
 
 
 def replayed(method: Callable) -> Callable:
@@ -206,13 +206,8 @@ def _replay_backward(plan: list, seeds: list, nodes: list) -> None:
                 gi = gi.astype(dtype)
             if kind == SLOT:
                 grads[target] = gi if target not in grads else grads[target] + gi
-            elif target.grad is None:
-                if gi.base is not None or id(gi) in owned or not gi.flags.writeable:
-                    gi = gi.copy()
-                owned.add(id(gi))
-                target.grad = Tensor._make(gi, None)
             else:
-                target.grad = Tensor._make(target.grad.data + gi, None)
+                store_leaf_grad(target, gi, owned)
 
 
 def _outputs(structure: Any, tape: _Tape, slots: list) -> Any:

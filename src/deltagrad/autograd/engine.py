@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from deltagrad.autograd import capture
+from deltagrad.autograd import function as _function
 from deltagrad.autograd.function import Function, cast, sum_to
 from deltagrad.autograd.grad_mode import set_grad_enabled
 from deltagrad.backend import quiet_floating_point, restore_floating_point
@@ -66,6 +66,19 @@ def _fit(g: Any, t: Tensor) -> Any:
     if g.dtype != t.data.dtype:
         g = cast(g, t.data.dtype)
     return g
+
+
+def store_leaf_grad(t: Tensor, g: Any, owned: set[int]) -> None:
+    """Add array ``g`` to leaf ``t``'s ``.grad``. A first gradient is stored as is unless it is a view, read-only,
+    or already another leaf's (``owned``): ``x + y`` hands both inputs one array, and ``x.grad.zero_()`` must
+    not clear ``y.grad``."""
+    if t.grad is None:
+        if g.base is not None or id(g) in owned or not g.flags.writeable:
+            g = g.copy()
+        owned.add(id(g))
+        t.grad = Tensor._make(g, None)
+    else:
+        t.grad = Tensor._make(t.grad.data + g, None)
 
 
 def _call_hooks(hooks: list, g: Any, create_graph: bool) -> Any:
@@ -123,24 +136,17 @@ def backward(
             return
         if create_graph:
             t.grad = g if t.grad is None else t.grad + g
-        elif t.grad is None:
-            if g.base is not None or id(g) in owned or not g.flags.writeable:
-                g = g.copy()
-            owned.add(id(g))
-            t.grad = Tensor._make(g, None)
         else:
-            t.grad = Tensor._make(t.grad.data + g, None)
+            store_leaf_grad(t, g, owned)
 
     for key in [k for k in grads if isinstance(k, tuple)]:
         t, g = grads.pop(key)
         deliver(t, g)
 
     order = topological_order(roots)
-    tape = capture.recording()
+    tape = _function._tape  # deltagrad.capture is recording a step: it keeps this pass's plan
     if tape is not None and not tape.suspended:
-        if create_graph or inputs is not None or len(grads) != len(set(map(id, roots))):
-            raise capture.CaptureError("a captured step may only call plain backward() on non-leaf outputs")
-        tape.backward(list(reversed(order)), [(node, grads[id(node)]) for node in roots])
+        tape.backward(list(reversed(order)), roots, grads, plain=not create_graph and inputs is None)
     token = quiet_floating_point()
     try:
         _reverse(order, grads, deliver, wanted, results, retain_graph, create_graph)
