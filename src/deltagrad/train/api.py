@@ -22,7 +22,7 @@ from deltagrad.train import toml_io
 from deltagrad.train.builders import load_data, resolve
 from deltagrad.train.config import check_config, merge
 from deltagrad.train.errors import CheckpointError, ConfigError
-from deltagrad.train.loop import Trainer, _finite
+from deltagrad.train.loop import Trainer
 from deltagrad.train.models import count_parameters
 from deltagrad.train.plot import curves_png
 
@@ -105,7 +105,7 @@ def finish(trainer: Trainer, run: Path) -> dict[str, Any]:
               "train_seconds": round(trainer.train_seconds, 3), "dataset": trainer.cfg["data"]["dataset"],
               "model": trainer.cfg["model"]["name"], "parameters": count_parameters(trainer.model),
               "run": str(run)}
-    R.atomic_write(run / R.METRICS, R.dumps_json(_finite(result)) + "\n")
+    R.atomic_write(run / R.METRICS, R.dumps_json(result) + "\n")
     if trainer.history:
         R.atomic_write(run / R.CURVES, curves_png(trainer.history, f"{result['model']} on {result['dataset']}"))
     acc = f", test accuracy {100 * test_acc:.2f}%" if test_acc is not None else ""

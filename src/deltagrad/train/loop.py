@@ -242,13 +242,13 @@ class Trainer:
         sched = self.scheduler.state_dict() if self.scheduler is not None else None
         arrays, flat = state_to_flat({"optimizer": self.optimizer.state_dict(), "scheduler": sched})
         dio.save(arrays, self.out / R.OPTIMIZER, metadata={"deltagrad.epoch": str(self.epoch)})
-        R.atomic_write(self.out / R.METRICS_LINES, "".join(R.dumps_json(_finite(h)) + "\n" for h in self.history))
+        R.atomic_write(self.out / R.METRICS_LINES, "".join(R.dumps_json(h) + "\n" for h in self.history))
         state = {"format": R.STATE_FORMAT, "version": R.STATE_VERSION, "epoch": self.epoch, "step": self.step,
                  "rng": {"global": dg_random.get_rng_state(), "loader": self.loader_rng.bit_generator.state},
                  "state": flat, "early_stopping": {"best_val_loss": self.best_val_loss,
                                                    "bad_epochs": self.bad_epochs, "stopped": self.stopped_early},
                  "train_seconds": self.train_seconds}
-        R.atomic_write(self.out / R.STATE, R.dumps_json(_finite(state)) + "\n")
+        R.atomic_write(self.out / R.STATE, R.dumps_json(state) + "\n")
 
     def load_checkpoint(self, run: Path) -> None:
         """Continue from the checkpoint in ``run``: weights, optimizer, schedule, RNG states, counters, metrics."""
@@ -269,21 +269,11 @@ class Trainer:
             self.loader_rng.bit_generator.state = state["rng"]["loader"]
             self.epoch, self.step = int(state["epoch"]), int(state["step"])
             es = state["early_stopping"]
-            self.best_val_loss, self.bad_epochs, self.stopped_early = (es["best_val_loss"], int(es["bad_epochs"]),
-                                                                      bool(es["stopped"]))
+            best = es["best_val_loss"]
+            self.best_val_loss = None if best is None else float(best)  # "nan"/"inf" are stored as strings
+            self.bad_epochs, self.stopped_early = int(es["bad_epochs"]), bool(es["stopped"])
             self.train_seconds = float(state.get("train_seconds", 0.0))
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{run / R.STATE}: cannot restore the training state ({type(e).__name__}: {e})") \
                 from None
         self.history = R.read_metric_lines(run, upto_epoch=self.epoch)
-
-
-def _finite(obj: Any) -> Any:
-    """``obj`` with non-finite floats as strings ("nan", "inf"), since JSON has no such numbers."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return repr(obj)
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj

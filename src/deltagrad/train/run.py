@@ -18,6 +18,7 @@ written last, so it names the epoch that the other checkpoint files hold.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -55,9 +56,20 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
         raise
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with non-finite floats as strings ("nan", "inf"), since JSON has no such numbers."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return repr(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def dumps_json(obj: Any) -> str:
-    """JSON without NaN/Infinity (which JSON does not have): non-finite floats must be replaced first."""
-    return json.dumps(obj, allow_nan=False)
+    """Strict JSON of ``obj`` (non-finite floats written as strings)."""
+    return json.dumps(json_safe(obj), allow_nan=False)
 
 
 def new_run_dir(root: str | os.PathLike = "runs", label: str = "run") -> Path:
