@@ -33,11 +33,15 @@ def run(framework: str, workload: str) -> dict:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
+    p.add_argument("workloads", nargs="*", metavar="WORKLOAD", help=f"some of {', '.join(WORKLOADS)} (all)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--frameworks", nargs="+", default=["deltagrad", "deltagrad-captured", "torch"])
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object at the end")
     args = p.parse_args(argv)
+    for w in args.workloads:
+        if w not in WORKLOADS:
+            p.error(f"unknown workload {w!r}; choose from {', '.join(WORKLOADS)}")
+    args.workloads = args.workloads or list(WORKLOADS)
 
     summary = {}
     for workload in args.workloads:
