@@ -334,7 +334,7 @@ class Tensor:
         self._version[0] += 1
 
 
-_tape: Any = None  # the tape while ``deltagrad.capture`` records a step (autograd/capture.py)
+_tape: Any = None  # the tape while ``deltagrad.capture`` records a step (autograd/tape.py)
 
 
 def _data(x: Any) -> Any:

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from deltagrad.autograd import engine
-from deltagrad.autograd.capture import CaptureError, capture, replayed
 from deltagrad.autograd.function import OPS, Function, defop
 from deltagrad.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from deltagrad.autograd.tape import CaptureError, capture, replayed
 from deltagrad.tensor import Tensor
 
 

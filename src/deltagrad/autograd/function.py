@@ -160,7 +160,7 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
 
 
 _new = object.__new__
-_tape: Any = None  # the tape while ``deltagrad.capture`` records a step (autograd/capture.py)
+_tape: Any = None  # the tape while ``deltagrad.capture`` records a step (autograd/tape.py)
 _make = Tensor._make
 
 

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from deltagrad import backend
-from deltagrad.autograd.capture import replayed
 from deltagrad.autograd.grad_mode import state as _grad_state
+from deltagrad.autograd.tape import replayed
 from deltagrad.nn.hooks import BackwardHook, RemovableHandle, add_hook
 from deltagrad.nn.parameter import Parameter
 from deltagrad.tensor import Tensor

@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from deltagrad.autograd.capture import replayed
-from deltagrad.autograd.grad_mode import enable_grad, no_grad
+from deltagrad.autograd.grad_mode import enable_grad
+from deltagrad.autograd.grad_mode import state as _grad_state
+from deltagrad.autograd.tape import replayed
 from deltagrad.tensor import Tensor
 
 Params = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -60,21 +61,25 @@ def _hooked_step(step: Callable) -> Callable:
     def wrapper(self: Optimizer, *args: Any, **kwargs: Any) -> Any:
         if getattr(self, "_in_step", False):  # a subclass's step calling super().step(): hooks run once
             return step(self, *args, **kwargs)
-        for hook in list(self._step_pre_hooks.values()):
-            result = hook(self, args, kwargs)
-            if result is not None:
-                if not (isinstance(result, tuple) and len(result) == 2):
-                    raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {result!r}")
-                args, kwargs = result
+        if self._step_pre_hooks:
+            for hook in list(self._step_pre_hooks.values()):
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(f"a step pre-hook must return None or (args, kwargs), got {result!r}")
+                    args, kwargs = result
         self._in_step = True
+        recording = _grad_state.enabled
+        _grad_state.enabled = False  # updates are never recorded; a closure turns recording back on for itself
         try:
-            with no_grad():  # updates are never recorded; a closure turns recording back on for itself
-                out = step(self, *args, **kwargs)
+            out = step(self, *args, **kwargs)
         finally:
+            _grad_state.enabled = recording
             self._in_step = False
         self._opt_called = True  # lets a learning-rate scheduler warn when it is stepped first
-        for hook in list(self._step_post_hooks.values()):
-            hook(self, args, kwargs)
+        if self._step_post_hooks:
+            for hook in list(self._step_post_hooks.values()):
+                hook(self, args, kwargs)
         return out
 
     wrapper._hooked = True  # type: ignore[attr-defined]

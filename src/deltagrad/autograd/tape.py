@@ -224,7 +224,7 @@ def _outputs(structure: Any, tape: _Tape, slots: list) -> Any:
 
 
 def _signature(args: tuple) -> tuple:
-    return tuple((a.shape, a.dtype.str) if isinstance(a, Tensor) else ("value", repr(a)) for a in args)
+    return tuple((a.data.shape, a.data.dtype) if isinstance(a, Tensor) else ("value", repr(a)) for a in args)
 
 
 class CapturedStep:
