@@ -20,6 +20,13 @@ def quiet() -> np.errstate:
     return np.errstate(all="ignore")
 
 
+def size_args(sizes: tuple) -> tuple[int, ...]:
+    """``f(2, 3)`` and ``f((2, 3))`` alike, as PyTorch's size arguments."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = sizes[0]
+    return tuple(int(s) for s in sizes)
+
+
 def randn(rng: np.random.Generator, *shape: int) -> np.ndarray:
     """Float64 normal samples for an op's ``examples``."""
     return rng.standard_normal(shape)

@@ -16,7 +16,8 @@ from deltagrad.autograd.function import Function, broadcast_to, defop, is_tensor
 from deltagrad.backend import xp
 from deltagrad.ops._util import const, normalize_dim, quiet, randn
 from deltagrad.ops.elementwise import exp, maximum, minimum, where
-from deltagrad.ops.shape import getitem_backward, permute, reshape, unsqueeze
+from deltagrad.ops.indexing import getitem_backward
+from deltagrad.ops.shape import permute, reshape, unsqueeze
 from deltagrad.tensor import Tensor
 
 __all__ = ["sum", "mean", "var", "std", "max", "min", "amax", "amin", "prod", "logsumexp", "argmax", "argmin"]
