@@ -14,12 +14,6 @@ def const(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
 
 
-def quiet() -> np.errstate:
-    """Silence NumPy's floating-point warnings. Not needed inside an op's forward or backward: every op
-    call and every backward pass already runs with them silenced (``backend.quiet_floating_point``)."""
-    return np.errstate(all="ignore")
-
-
 def size_args(sizes: tuple) -> tuple[int, ...]:
     """``f(2, 3)`` and ``f((2, 3))`` alike, as PyTorch's size arguments."""
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):

@@ -14,7 +14,7 @@ from typing import Any
 
 from deltagrad.autograd.function import Function, broadcast_to, defop, is_tensor
 from deltagrad.backend import xp
-from deltagrad.ops._util import const, normalize_dim, quiet, randn
+from deltagrad.ops._util import const, normalize_dim, randn
 from deltagrad.ops.elementwise import exp, maximum, minimum, where
 from deltagrad.ops.indexing import getitem_backward
 from deltagrad.ops.shape import permute, reshape, unsqueeze
@@ -108,8 +108,7 @@ class Mean(Function):
 def _var_grad(ctx, g, x):
     """d var / dx = g · 2 (x − x̄) / (n − correction), written with ops so that it differentiates again."""
     scale = 2.0 / ctx.dof if ctx.dof else xp.inf
-    with quiet():
-        return unreduce(g, ctx.shape, ctx.axes) * (x - mean(x, ctx.axes, True)) * scale
+    return unreduce(g, ctx.shape, ctx.axes) * (x - mean(x, ctx.axes, True)) * scale
 
 
 class Var(Function):
@@ -119,9 +118,8 @@ class Var(Function):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
         n = count(x.shape, ctx.axes)
         ctx.dof = builtins.max(n - correction, 0)  # PyTorch clamps at 0: NaN or inf
-        with quiet():  # sum / n, not x.mean(), which warns on empty slices
-            d = x - x.sum(axis=ctx.axes, keepdims=True) / n
-            return (d * d).sum(axis=ctx.axes, keepdims=keepdim) / ctx.dof
+        d = x - x.sum(axis=ctx.axes, keepdims=True) / n  # sum / n, not x.mean(), which warns on empty slices
+        return (d * d).sum(axis=ctx.axes, keepdims=keepdim) / ctx.dof
 
     def backward(ctx, g):
         x = ctx.args[0]
@@ -136,15 +134,13 @@ class Std(Function):
     """y = √var(x);  dx = g / (2y) · d var/dx, and 0 where y = 0 (as PyTorch)"""
 
     def forward(ctx, x, dim=None, correction=1, keepdim=False):
-        with quiet():
-            return xp.sqrt(Var.forward(ctx, x, dim, correction, keepdim))
+        return xp.sqrt(Var.forward(ctx, x, dim, correction, keepdim))
 
     def backward(ctx, g):
         x = ctx.args[0]
         y = ctx.result
         zero = const(y) == 0
-        with quiet():
-            gv = where(zero, 0.0, g / (2 * where(zero, 1.0, y)))
+        gv = where(zero, 0.0, g / (2 * where(zero, 1.0, y)))
         return _var_grad(ctx, gv, x)
 
     examples = Var.examples
@@ -204,8 +200,7 @@ class Amax(Function):
         hit = x == y
         if ctx.nan_ties:
             hit |= xp.isnan(x) & xp.isnan(y)
-        with quiet():
-            share = hit / hit.sum(axis=ctx.axes, keepdims=True)
+        share = hit / hit.sum(axis=ctx.axes, keepdims=True)
         return unreduce(g, ctx.shape, ctx.axes) * share.astype(g.dtype)
 
     examples = staticmethod(lambda r: [((randn(r, 3, 4),), {}), ((randn(r, 3, 4),), dict(dim=-1, keepdim=True)),
@@ -310,8 +305,7 @@ def _others_array(x, axes):
     nz = zero.sum(axis=axes, keepdims=True)
     safe = xp.where(zero, 1, x)
     p = safe.prod(axis=axes, keepdims=True)  # the product of the non-zero entries
-    with quiet():
-        return xp.where(nz == 0, p / safe, xp.where(zero & (nz == 1), p, 0)).astype(x.dtype, copy=False)
+    return xp.where(nz == 0, p / safe, xp.where(zero & (nz == 1), p, 0)).astype(x.dtype, copy=False)
 
 
 def _others_graph(x, axes):
@@ -363,13 +357,12 @@ class LogSumExp(Function):
 
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
-        with quiet():
-            if count(x.shape, ctx.axes) == 0:
-                y = xp.full(kept_shape(x.shape, ctx.axes), -xp.inf, dtype=x.dtype)
-            else:
-                m = x.max(axis=ctx.axes, keepdims=True)
-                m = xp.where(xp.isfinite(m), m, 0)
-                y = xp.log(xp.exp(x - m).sum(axis=ctx.axes, keepdims=True)) + m
+        if count(x.shape, ctx.axes) == 0:
+            y = xp.full(kept_shape(x.shape, ctx.axes), -xp.inf, dtype=x.dtype)
+        else:
+            m = x.max(axis=ctx.axes, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)
+            y = xp.log(xp.exp(x - m).sum(axis=ctx.axes, keepdims=True)) + m
         return y if keepdim else y.reshape([n for d, n in enumerate(x.shape) if d not in ctx.axes])
 
     def backward(ctx, g):
@@ -377,13 +370,12 @@ class LogSumExp(Function):
         y = reshape(ctx.result, kept_shape(ctx.shape, ctx.axes))
         yc = const(y)
         finite = xp.isfinite(yc)
-        with quiet():
-            p = exp(where(finite, x - where(finite, y, 0.0), 0.0))
-            if not finite.all():  # the limits: 0 for −inf rows, shared among the +inf entries of +inf rows
-                top = (const(x) == xp.inf) & (yc == xp.inf)
-                limit = top / xp.maximum(top.sum(axis=ctx.axes, keepdims=True), 1)
-                p = where(finite, p, xp.where(xp.isnan(yc), xp.nan, limit).astype(yc.dtype))
-            return unreduce(g, ctx.shape, ctx.axes) * p
+        p = exp(where(finite, x - where(finite, y, 0.0), 0.0))
+        if not finite.all():  # the limits: 0 for −inf rows, shared among the +inf entries of +inf rows
+            top = (const(x) == xp.inf) & (yc == xp.inf)
+            limit = top / xp.maximum(top.sum(axis=ctx.axes, keepdims=True), 1)
+            p = where(finite, p, xp.where(xp.isnan(yc), xp.nan, limit).astype(yc.dtype))
+        return unreduce(g, ctx.shape, ctx.axes) * p
 
     examples = staticmethod(lambda r: [((randn(r, 3, 4),), dict(dim=1)), ((randn(r, 3, 4) * 30,), dict(dim=0)),
                                        ((randn(r, 2, 3, 4),), dict(dim=(0, 2), keepdim=True)),
