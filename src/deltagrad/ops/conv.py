@@ -1,12 +1,18 @@
 """Convolution ops (1-D, 2-D, 3-D), each one graph node, with PyTorch's arguments and weight layout.
 
-Forward is im2col on a strided view of the (padded) input and one batched BLAS product:
-    cols[n, c·k, l] = x_pad[n, c, l·stride + k·dilation],   y[n] = W (O × C·K) @ cols[n] (+ b).
+Forward is im2col and one BLAS product per group over the whole batch:
+    cols[c·k, p] = x_pad[n, c, o·stride + k·dilation]  with p = (o, n),   Y (O × P) = W (O × C·K) @ cols (+ b).
 Backward is the notes' rule for a module with weights, written as two more ops:
     dx = conv_input(x.shape, W, g)   (the transposed convolution: Wᵀ @ g, folded back onto the input)
-    dW = conv_weight(x, W.shape, g)  (g @ colsᵀ summed over the batch),   db = Σ g over batch and space.
+    dW = conv_weight(x, W.shape, g)  (g @ colsᵀ),   db = Σ g over batch and space.
 Those two ops have backward rules made of the same three ops, so gradients of gradients work. Their names
 follow ``torch.nn.grad.conv2d_input`` / ``conv2d_weight``.
+
+Layout: the kernels compute "batch-last", (C, *spatial, N) in memory, and hand out (N, C, *spatial) views of
+it (a transpose, no copy). With the batch innermost, every row of a window is one long contiguous run, so the
+im2col copy and its adjoint (the fold) stream through memory instead of hopping in short runs, and a conv
+output fed to ReLU, pooling and the next conv stays in that layout with no copy at all. Inputs in any other
+layout (a user's contiguous NCHW batch) are copied batch-last once.
 """
 
 from __future__ import annotations
@@ -81,19 +87,9 @@ def out_size(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, 
     return out
 
 
-def windows(x, kernel, stride, pads, dilation, fill: float = 0.0):
-    """A view (N, C, *out, *kernel) of every window of x (N, C, *in), padded with ``fill`` (a copy only then)."""
-    nd = len(kernel)
-    if any(a or b for a, b in pads):
-        padded = xp.full(x.shape[:2] + tuple(i + a + b for i, (a, b) in zip(x.shape[2:], pads)), fill, x.dtype)
-        padded[(slice(None), slice(None)) + tuple(slice(a, a + i) for i, (a, _) in zip(x.shape[2:], pads))] = x
-        x = padded
-    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    w = sliding_windows(x, extent, tuple(range(2, 2 + nd)))
-    if any(s != 1 for s in stride) or any(d != 1 for d in dilation):
-        w = w[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)
-              + tuple(slice(None, None, d) for d in dilation)]
-    return w
+def batch_last(x):
+    """(N, C, *spatial) → a (C, *spatial, N) view: the memory order the kernels here compute in."""
+    return xp.moveaxis(x, 0, -1)
 
 
 @functools.lru_cache(maxsize=256)
@@ -121,16 +117,16 @@ def spans(kernel: tuple, out: tuple, stride: tuple, before: tuple, dilation: tup
 
 
 def fold(cols, size, stride, pads, dilation):
-    """The adjoint of ``windows``: add each window's values (N, C, *kernel, *out) back onto x (N, C, *size).
+    """The adjoint of the window copy in ``_columns``: add cols (C, *kernel, *out, N) back onto x (C, *size, N).
 
-    One strided add per kernel offset (no loop over batch or channels); slices are clipped to the unpadded
-    input, so padding costs nothing.
+    One strided add per kernel offset (no loop over batch or channels), each over runs of ``out[-1]·N``
+    contiguous numbers; slices are clipped to the unpadded input, so padding costs nothing.
     """
     nd = len(size)
-    kernel, out = cols.shape[2:2 + nd], cols.shape[2 + nd:]
-    x = xp.zeros(cols.shape[:2] + tuple(size), cols.dtype)
+    kernel, out = cols.shape[1:1 + nd], cols.shape[1 + nd:1 + 2 * nd]
+    x = xp.zeros(cols.shape[:1] + tuple(size) + cols.shape[-1:], cols.dtype)
     for _, offs, osl, isl in spans(kernel, out, stride, tuple(a for a, _ in pads), dilation, tuple(size)):
-        x[isl] += cols[(slice(None), slice(None)) + offs + osl[1:]]
+        x[(slice(None),) + isl[1:]] += cols[(slice(None),) + offs + osl[1:]]   # the batch axis: whole
     return x
 
 
@@ -156,19 +152,36 @@ class _Geometry:
 
 
 def _columns(x, geo: _Geometry):
-    """im2col: (N, G, C/G·K, L), copied once from the window view in the layout the product wants."""
+    """im2col: (G, C/G·K, P) with the positions p = (*out, N) batch innermost, one copy from a window view."""
     n, c = x.shape[:2]
-    w = windows(x, geo.kernel, geo.stride, geo.pads, geo.dilation)
     nd = geo.nd
-    perm = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))  # (N, C, *K, *out)
-    return w.transpose(perm).reshape(n, geo.groups, c // geo.groups * math.prod(geo.kernel), -1)
+    xt = batch_last(x)
+    if any(a or b for a, b in geo.pads):
+        padded = xp.zeros((c,) + tuple(i + a + b for i, (a, b) in zip(x.shape[2:], geo.pads)) + (n,), x.dtype)
+        padded[(slice(None),) + tuple(slice(a, a + i) for i, (a, _) in zip(x.shape[2:], geo.pads))] = xt
+        xt = padded
+    elif not xt.flags.c_contiguous:
+        # one transposing copy of the input is much cheaper than a window copy that hops by C·H·W per number
+        xt = xp.ascontiguousarray(xt)
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(geo.kernel, geo.dilation))
+    w = sliding_windows(xt, extent, tuple(range(1, 1 + nd)))                  # (C, *out without stride, N, *extent)
+    if any(s != 1 for s in geo.stride) or any(d != 1 for d in geo.dilation):
+        w = w[(slice(None),) + tuple(slice(None, None, s) for s in geo.stride) + (slice(None),)
+              + tuple(slice(None, None, d) for d in geo.dilation)]
+    perm = (0,) + tuple(range(nd + 2, 2 * nd + 2)) + tuple(range(1, nd + 2))   # (C, *kernel, *out, N)
+    return w.transpose(perm).reshape(geo.groups, c // geo.groups * math.prod(geo.kernel), -1)
+
+
+def _grad_rows(g, groups):
+    """The output gradient (N, O, *out) as (G, O/G, P), positions ordered as in ``_columns`` (a copy only when
+    g is not batch-last already)."""
+    o = g.shape[1]
+    return batch_last(g).reshape(groups, o // groups, -1)
 
 
 def _weight_grad(cols, g, weight_shape, groups):
-    """dW[g, o, c·k] = Σ_n Σ_l gy[n, g, o, l] cols[n, g, c·k, l]."""
-    n, o = g.shape[:2]
-    g3 = g.reshape(n, groups, o // groups, -1)
-    return xp.matmul(g3, cols.swapaxes(-1, -2)).sum(0).reshape(weight_shape)
+    """dW[g, o, c·k] = Σ_p gy[g, o, p] cols[g, c·k, p]: one product per group over the whole batch."""
+    return xp.matmul(_grad_rows(g, groups), cols.swapaxes(-1, -2)).reshape(weight_shape)
 
 
 def _check(name, x, weight, geo: _Geometry):
@@ -196,15 +209,17 @@ class _Conv(Function):
         geo = ctx.geo = _Geometry(nd, weight.shape[2:], stride, padding, dilation, groups)
         _check(name, x, weight, geo)
         out = out_size(x.shape[2:], geo.kernel, geo.stride, geo.pads, geo.dilation, name)
+        o = weight.shape[0]
+        if bias is not None and bias.shape != (o,):
+            raise RuntimeError(f"{name}: bias of shape {bias.shape} does not match weight of shape "
+                               f"{weight.shape} (expected ({o},))")
         cols = _columns(x, geo)
         ctx.cols = cols if cols.nbytes <= _KEEP_COLS_BYTES else None
-        o = weight.shape[0]
-        y = xp.matmul(weight.reshape(geo.groups, o // geo.groups, -1), cols).reshape((x.shape[0], o) + out)
+        y = xp.matmul(weight.reshape(geo.groups, o // geo.groups, -1), cols)      # (G, O/G, P)
+        y = y.reshape((o,) + out + (x.shape[0],))
         if bias is not None:
-            if bias.shape != (o,):
-                raise RuntimeError(f"{name}: bias of shape {bias.shape} does not match weight of shape "
-                                   f"{weight.shape} (expected ({o},))")
-            y += bias.reshape((o,) + (1,) * nd)
+            y += bias.reshape((o,) + (1,) * (nd + 1))
+        y = xp.moveaxis(y, -1, 0)                                                  # (N, O, *out), batch-last
         return y[0] if unbatched else y
 
     def backward(ctx, g):
@@ -236,11 +251,10 @@ class _ConvInput(Function):
         size = (1,) + size if len(size) == nd + 1 else size
         geo = ctx.geo = _Geometry(nd, weight.shape[2:], stride, padding, dilation, groups)
         n, o = g.shape[:2]
-        cg = weight.shape[1]
         wt = weight.reshape(geo.groups, o // geo.groups, -1).swapaxes(-1, -2)      # (G, C/G·K, O/G)
-        dcols = xp.matmul(wt, g.reshape(n, geo.groups, o // geo.groups, -1))      # (N, G, C/G·K, L)
-        dcols = dcols.reshape((n, cg * geo.groups) + geo.kernel + g.shape[2:])
-        dx = fold(dcols, size[2:], geo.stride, geo.pads, geo.dilation)
+        dcols = xp.matmul(wt, _grad_rows(g, geo.groups))                           # (G, C/G·K, P)
+        dcols = dcols.reshape((weight.shape[1] * geo.groups,) + geo.kernel + g.shape[2:] + (n,))
+        dx = xp.moveaxis(fold(dcols, size[2:], geo.stride, geo.pads, geo.dilation), -1, 0)
         return dx[0] if unbatched else dx
 
     def backward(ctx, h):

@@ -8,6 +8,10 @@ max-pooling treats it as −∞, average-pooling as zeros.
     max:  y = max over the window,   dx = g sent to the arg-max of each window (overlaps accumulate)
     avg:  y = Σ window / divisor,    dx = g / divisor spread over each window
 
+Outputs and gradients are laid out in memory like the input (``empty_like_layout``): a convolution hands out
+batch-last views (see ``conv``), and operations between arrays of different memory orders are several times
+slower than between arrays of the same one.
+
 The max-pool backward is the op ``max_pool_scatter`` and its adjoint ``max_pool_gather`` (g read back at each
 window's arg-max); ``avg_pool_backward`` and average pooling are each other's adjoint. So gradients of
 gradients work.
@@ -69,6 +73,37 @@ class PoolGeometry:
                     ceil_mode=self.ceil_mode)
 
 
+def empty_like_layout(a, shape: tuple, dtype, fill=None):
+    """An array of ``shape`` (same rank as ``a``) whose axes lie in memory in the order of ``a``'s, filled with
+    ``fill`` unless it is None."""
+    if a.flags.c_contiguous:
+        out = xp.empty(shape, dtype)
+    else:
+        order = sorted(range(a.ndim), key=lambda i: -abs(a.strides[i]))   # outermost axis first
+        out = xp.empty(tuple(shape[i] for i in order), dtype).transpose([order.index(i) for i in range(a.ndim)])
+    if fill is not None:
+        out.fill(fill)
+    return out
+
+
+def _same_layout(a, ref):
+    """``a``, or a copy of it laid out like ``ref`` (same rank) when their memory orders differ."""
+    if a.flags.c_contiguous and ref.flags.c_contiguous:
+        return a
+    strides = [s for s, n in zip(a.strides, a.shape) if n > 1]
+    ref_strides = [s for s, n in zip(ref.strides, ref.shape) if n > 1]
+    if len(strides) == len(ref_strides) and xp.argsort(strides).tolist() == xp.argsort(ref_strides).tolist():
+        return a
+    out = empty_like_layout(ref, a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
+def _covers(osl: tuple, out: tuple) -> bool:
+    """The output slices of a span reach every output position."""
+    return all(s.start == 0 and s.stop == o for s, o in zip(osl[1:], out))
+
+
 def _check_out(name: str, a, lead: tuple, geo: PoolGeometry) -> None:
     if tuple(a.shape) != tuple(lead) + geo.out:
         raise RuntimeError(f"{name}: expected an array of output shape {tuple(lead) + geo.out} for an "
@@ -85,14 +120,19 @@ def _index_dtype(kernel):
 def max_pool_forward(x, geo: PoolGeometry):
     """(values, arg): the max of each window and the number of its kernel offset (first maximum wins, as torch)."""
     lead = x.shape[:-geo.nd]
-    y = xp.full(lead + geo.out, -xp.inf, x.dtype)
-    arg = xp.zeros(lead + geo.out, _index_dtype(geo.kernel))
-    for number, _, osl, isl in geo.spans():
+    spans = geo.spans()
+    first_covers = _covers(spans[0][2], geo.out)
+    y = empty_like_layout(x, lead + geo.out, x.dtype, None if first_covers else -xp.inf)
+    arg = empty_like_layout(x, lead + geo.out, _index_dtype(geo.kernel), 0)
+    for number, _, osl, isl in spans:
         v, ys = x[isl], y[osl]
-        if number:
-            # offsets come in increasing order, so "set arg to number where v wins" is a branch-free maximum
-            a = arg[osl]
-            xp.maximum(a, (v > ys) * arg.dtype.type(number), out=a)
+        if number == 0 and first_covers:
+            ys[...] = v
+            continue
+        # offsets come in increasing order, so "set arg to number where v wins" is a branch-free maximum
+        # (np.where / masked copies branch on every element and are ten times slower on random data)
+        a = arg[osl]
+        xp.maximum(a, xp.multiply(v > ys, number, dtype=arg.dtype), out=a)
         xp.maximum(ys, v, out=ys)
     return y, arg
 
@@ -126,15 +166,21 @@ class MaxPoolScatter(Function):
                            ceil_mode)
         _check_out("max_pool_scatter", g, tuple(input_size)[:-nd], geo)
         ctx.params = geo.params()
-        dx = xp.zeros(tuple(input_size), g.dtype)
+        dx = empty_like_layout(arg, tuple(input_size), g.dtype, 0)
         zero = g.dtype.type(0)
         disjoint = _disjoint(geo)
+        # g · [arg = offset] is a branch-free product, but it would spread a NaN or ±∞ of g over the whole
+        # window (NaN · 0): such a g takes the slower np.where. A finite sum means every element is finite.
+        finite = bool(xp.isfinite(g.sum()))
+        g = _same_layout(g, arg)   # g from a flatten is (N, C, *out) while arg is like the input (batch-last)
         for number, _, osl, isl in geo.spans():
-            part = xp.where(arg[osl] == number, g[osl], zero)  # where, not a product: a NaN in g stays put
-            if disjoint:
-                dx[isl] = part
+            hit = arg[osl] == number
+            if disjoint and finite:
+                xp.multiply(g[osl], hit, out=dx[isl])
+            elif disjoint:
+                dx[isl] = xp.where(hit, g[osl], zero)
             else:
-                dx[isl] += part
+                dx[isl] += g[osl] * hit if finite else xp.where(hit, g[osl], zero)
         return dx
 
     def backward(ctx, h):
@@ -156,7 +202,7 @@ class MaxPoolGather(Function):
         geo = PoolGeometry("max_pool_gather", nd, h.shape, kernel_size, stride, padding, dilation, ceil_mode)
         _check_out("max_pool_gather", arg, h.shape[:-nd], geo)
         ctx.size, ctx.params = h.shape, geo.params()
-        y = xp.zeros(arg.shape, h.dtype)
+        y = empty_like_layout(h, arg.shape, h.dtype, 0)
         zero = h.dtype.type(0)
         for number, _, osl, isl in geo.spans():
             y[osl] += xp.where(arg[osl] == number, h[isl], zero)
@@ -205,7 +251,7 @@ class _AvgPool(Function):
                 divisor_override=None):
         geo = PoolGeometry(f"avg_pool{ctx.nd}d", ctx.nd, input.shape, kernel_size, stride, padding, 1, ceil_mode)
         div = _divisor(geo, count_include_pad, divisor_override)
-        y = xp.zeros(input.shape[:-ctx.nd] + geo.out, input.dtype)
+        y = empty_like_layout(input, input.shape[:-ctx.nd] + geo.out, input.dtype, 0)
         for _, _, osl, isl in geo.spans():
             y[osl] += input[isl]
         y /= xp.asarray(div, input.dtype) if not isinstance(div, float) else div
@@ -229,7 +275,7 @@ class AvgPoolBackward(Function):
         _check_out("avg_pool_backward", g, tuple(input_size)[:-nd], geo)
         div = _divisor(geo, count_include_pad, divisor_override)
         gd = g / (xp.asarray(div, g.dtype) if not isinstance(div, float) else div)
-        dx = xp.zeros(tuple(input_size), g.dtype)
+        dx = empty_like_layout(g, tuple(input_size), g.dtype, 0)
         for _, _, osl, isl in geo.spans():
             dx[isl] += gd[osl]
         ctx.nd = nd
