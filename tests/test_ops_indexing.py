@@ -116,6 +116,17 @@ def test_gather_and_index_select_like_torch():
     assert gradcheck(lambda x: x.gather(1, dg.tensor(idx[:, :2] % 3)), [x])
 
 
+def test_large_gather_and_index_select_backward_like_torch():
+    # large enough for backend.scatter_add's flat-position path; many repeated indices accumulate
+    r = np.random.default_rng(3)
+    a, idx, sel = r.standard_normal((64, 50)), r.integers(0, 50, (64, 80)), r.integers(-64, 64, 300)
+    check_like_torch(lambda x: x.gather(1, dg.tensor(idx)), lambda t: t.gather(1, torch.as_tensor(idx)), a)
+    check_like_torch(lambda x: x[sel], lambda t: t[torch.as_tensor(sel)], a)
+    cols = idx[0]
+    check_like_torch(lambda x: x.index_select(1, dg.tensor(cols)), lambda t: t.index_select(1, torch.as_tensor(cols)),
+                     a)
+
+
 def test_zero_size_tensors():
     e = dg.tensor(np.zeros((0, 4)), requires_grad=True)
     assert e[:, 1:].shape == (0, 3)

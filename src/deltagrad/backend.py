@@ -93,5 +93,95 @@ def sliding_windows(x: numpy.ndarray, window: tuple[int, ...], axes: tuple[int, 
 
 
 def scatter_add(target: numpy.ndarray, index: Any, values: numpy.ndarray) -> None:
-    """``target[index] += values`` with repeated indices summed (unbuffered)."""
-    numpy.add.at(target, index, values)
+    """``target[index] += values`` with repeated indices summed (unbuffered): ``numpy.add.at``, faster.
+
+    ``numpy.add.at`` is slow for a tuple of index arrays or an array beside slices (ms for a 512×1000
+    gather backward) but fast for one index into a 1-D array. So where ``target`` has several dimensions
+    and is C-contiguous, an index holding integer arrays (with ints, slices, None and ``...`` beside them)
+    becomes the flat position of each element of ``target[index]``, and ``numpy.add.at`` runs on the flat
+    view: the same elements summed, element by element, in the target's dtype. Other and invalid indices, and small
+    ones (under ``_FLAT_MIN`` values, where working out the positions costs more than it saves), go to
+    ``numpy.add.at`` as given, which also reports the errors.
+    """
+    flat = None
+    if isinstance(values, numpy.ndarray) and values.size >= _FLAT_MIN and target.ndim > 1 \
+            and target.flags.c_contiguous:
+        flat = _flat_positions(target.shape, index)
+        if flat is not None:
+            try:
+                values = numpy.broadcast_to(values, flat.shape)
+            except ValueError:
+                flat = None
+    if flat is None:
+        numpy.add.at(target, index, values)
+    else:
+        numpy.add.at(target.reshape(-1), flat.reshape(-1), values.reshape(-1))
+
+
+_FLAT_MIN = 1536  # values: below about this many, numpy.add.at with the index as given is quicker (NumPy 2.4)
+
+
+def _flat_positions(shape: tuple[int, ...], index: Any) -> numpy.ndarray | None:
+    """The C-order flat position in an array of ``shape`` of each element of ``array[index]``, an intp array
+    of that result's shape, following NumPy's rules for integer-array indexing; None where ``index`` has no
+    integer array, has a form not handled here (boolean arrays, lists), or is invalid."""
+    items = index if isinstance(index, tuple) else (index,)
+    advanced = []  # positions in items of the integer arrays and, beside them, the ints
+    used = ellipses = 0
+    for k, it in enumerate(items):
+        if isinstance(it, numpy.ndarray):
+            if it.dtype.kind not in "iu":
+                return None
+            advanced.append(k)
+        elif isinstance(it, (int, numpy.integer)) and not isinstance(it, bool):
+            advanced.append(k)
+        elif it is Ellipsis:
+            ellipses += 1
+            continue
+        elif not isinstance(it, slice) and it is not None:
+            return None
+        used += it is not None
+    if ellipses > 1 or used > len(shape) or not any(isinstance(items[k], numpy.ndarray) for k in advanced):
+        return None
+    stride = [1] * len(shape)  # element strides of a C-contiguous array
+    for d in range(len(shape) - 2, -1, -1):
+        stride[d] = stride[d + 1] * shape[d + 1]
+    terms = []  # index_d · stride_d for the advanced items; their sum (broadcast) is their offset
+    axes = []  # the offsets along each result axis that a slice, None, ... or an unindexed dim makes
+    block = None  # where the advanced items' broadcast dims go among the result axes
+    d = 0
+    for it in items:
+        if it is None:
+            axes.append(numpy.zeros(1, numpy.intp))
+        elif it is Ellipsis or isinstance(it, slice):
+            for _ in range(len(shape) - used if it is Ellipsis else 1):
+                r = range(shape[d])[it] if isinstance(it, slice) else range(shape[d])
+                axes.append(numpy.arange(r.start, r.stop, r.step, dtype=numpy.intp) * stride[d])
+                d += 1
+        else:
+            a, n = numpy.asarray(it), shape[d]
+            if a.size:
+                low, high = a.min(), a.max()
+                if low < -n or high >= n:
+                    return None
+                if low < 0:
+                    a = numpy.where(a < 0, a + n, a)
+            if block is None:
+                block = len(axes)
+            a = a.astype(numpy.intp, copy=False)
+            terms.append(a if stride[d] == 1 else a * stride[d])
+            d += 1
+    axes += [numpy.arange(shape[k], dtype=numpy.intp) * stride[k] for k in range(d, len(shape))]
+    if advanced != list(range(advanced[0], advanced[-1] + 1)):
+        block = 0  # advanced items apart from each other: NumPy puts their dims first
+    offset = terms[0]
+    try:
+        for term in terms[1:]:
+            offset = offset + term
+    except ValueError:  # index arrays that do not broadcast together
+        return None
+    flat = offset.reshape((1,) * block + offset.shape + (1,) * (len(axes) - block))
+    for j, v in enumerate(axes):
+        at = j if j < block else j + offset.ndim
+        flat = flat + v.reshape([-1 if k == at else 1 for k in range(flat.ndim)])
+    return flat
