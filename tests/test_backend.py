@@ -138,3 +138,18 @@ def test_errors_are_numpys(index, values, error, path):
     with pytest.raises(error):
         backend.scatter_add(target, index, values)
     assert not target.any()
+
+
+def test_allocator_keeps_freed_memory_unless_turned_off():
+    import platform
+    import subprocess
+    import sys
+
+    from deltagrad import backend
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert backend.allocator_tuned
+    code = "import deltagrad.backend as b; print(b.allocator_tuned)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "DELTAGRAD_KEEP_FREED_MEMORY": "0"})
+    assert out.stdout.strip() == "False"
