@@ -141,6 +141,7 @@ def test_errors_are_numpys(index, values, error, path):
 
 
 def test_allocator_keeps_freed_memory_unless_turned_off():
+    import os
     import platform
     import subprocess
     import sys
@@ -151,5 +152,5 @@ def test_allocator_keeps_freed_memory_unless_turned_off():
         assert backend.allocator_tuned
     code = "import deltagrad.backend as b; print(b.allocator_tuned)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "DELTAGRAD_KEEP_FREED_MEMORY": "0"})
+                         env={**os.environ, "DELTAGRAD_KEEP_FREED_MEMORY": "0"})
     assert out.stdout.strip() == "False"
