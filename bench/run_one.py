@@ -30,14 +30,12 @@ def layers(nn, sizes):
     return out[:-1]
 
 
-def torch_step(name):
-    import torch
-
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(*layers(torch.nn, WORKLOADS[name]["sizes"]))
-    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    lossf = torch.nn.CrossEntropyLoss()
+def make_step(fw, name: str, captured: bool = False):
+    """The training step in framework ``fw`` (the torch or the deltagrad module: they share the names)."""
+    fw.manual_seed(0)
+    model = fw.nn.Sequential(*layers(fw.nn, WORKLOADS[name]["sizes"]))
+    opt = fw.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    lossf = fw.nn.CrossEntropyLoss()
 
     def step(xb, yb):
         opt.zero_grad()
@@ -46,36 +44,20 @@ def torch_step(name):
         opt.step()
         return loss
 
-    return step, torch.from_numpy, lambda loss: float(loss.detach())
-
-
-def deltagrad_step(name, captured):
-    import deltagrad as dg
-
-    dg.manual_seed(0)
-    model = dg.nn.Sequential(*layers(dg.nn, WORKLOADS[name]["sizes"]))
-    opt = dg.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    lossf = dg.nn.CrossEntropyLoss()
-
-    def step(xb, yb):
-        opt.zero_grad()
-        loss = lossf(model(xb), yb)
-        loss.backward()
-        opt.step()
-        return loss
-
-    if captured:
-        step = dg.capture(step)
-    return step, dg.from_numpy, lambda loss: float(loss.item())
+    return fw.capture(step) if captured else step
 
 
 def main(framework: str, name: str) -> dict:
     w = WORKLOADS[name]
     x, y = data(name)
     if framework == "torch":
-        step, convert, value = torch_step(name)
+        import torch as fw
+
+        fw.set_num_threads(2)
     else:
-        step, convert, value = deltagrad_step(name, captured=framework == "deltagrad-captured")
+        import deltagrad as fw
+    step = make_step(fw, name, captured=framework == "deltagrad-captured")
+    convert = fw.from_numpy
     xs = [(convert(a), convert(b)) for a, b in batches(x, y, w["batch"], w["steps"])]
     for xb, yb in xs[:WARMUP]:
         step(xb, yb)
@@ -85,7 +67,7 @@ def main(framework: str, name: str) -> dict:
         loss = step(xb, yb)
     dt = time.perf_counter() - t
     return dict(fw=framework, workload=name, steps_per_s=w["steps"] / dt,
-                gflops=flops_per_step(name) * w["steps"] / dt / 1e9, loss=value(loss),
+                gflops=flops_per_step(name) * w["steps"] / dt / 1e9, loss=float(loss.detach().item()),
                 peak_rss_mb=rss_mb(), peak_growth_mb=rss_mb() - setup)
 
 
