@@ -47,7 +47,10 @@ class Reshape(Function):
 
     def forward(ctx, x, *shape):
         ctx.shape_in = x.shape
-        return x.reshape(resolve_shape(shape, x.size))
+        try:  # NumPy checks the common case at once; the error below says what PyTorch would
+            return x.reshape(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+        except (ValueError, TypeError):
+            return x.reshape(resolve_shape(shape, x.size))
 
     def backward(ctx, g):
         return reshape(g, ctx.shape_in)
