@@ -87,11 +87,6 @@ def out_size(size: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, 
     return out
 
 
-def batch_last(x):
-    """(N, C, *spatial) → a (C, *spatial, N) view: the memory order the kernels here compute in."""
-    return xp.moveaxis(x, 0, -1)
-
-
 @functools.lru_cache(maxsize=256)
 def spans(kernel: tuple, out: tuple, stride: tuple, before: tuple, dilation: tuple, size: tuple) -> tuple:
     """For each kernel offset: (its flat number, the offset, output slices, input slices), pairing every output
@@ -134,9 +129,11 @@ def fold(cols, size, stride, pads, dilation):
 
 
 class _Geometry:
-    """Normalized arguments of one convolution: its spatial rank, kernel, stride, padding, dilation, groups."""
+    """Normalized arguments of one convolution (spatial rank, kernel, stride, padding, dilation, groups) and the
+    index tuples and axis orders its kernels use. Cached: a network asks for the same few every step."""
 
-    __slots__ = ("nd", "kernel", "stride", "pads", "dilation", "groups")
+    __slots__ = ("nd", "kernel", "stride", "pads", "dilation", "groups", "params", "extent", "thin", "to_cols",
+                 "first", "last")
 
     def __init__(self, nd, kernel, stride, padding, dilation, groups):
         self.nd, self.kernel = nd, tuple(kernel)
@@ -146,16 +143,34 @@ class _Geometry:
         self.groups = int(groups)
         if any(s < 1 for s in self.stride) or any(d < 1 for d in self.dilation) or self.groups < 1:
             raise ValueError(f"stride {self.stride}, dilation {self.dilation} and groups {groups} must be positive")
+        self.params = dict(stride=self.stride, padding=self.pads, dilation=self.dilation, groups=self.groups)
+        self.extent = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+        # window view (C, *out without stride, N, *extent) -> every stride-th start, every dilation-th element
+        full = slice(None)
+        self.thin = None if all(s == 1 for s in self.stride + self.dilation) else (
+            (full,) + tuple(slice(None, None, s) for s in self.stride) + (full,)
+            + tuple(slice(None, None, d) for d in self.dilation))
+        self.to_cols = (0,) + tuple(range(nd + 2, 2 * nd + 2)) + tuple(range(1, nd + 2))   # (C, *kernel, *out, N)
+        self.last = tuple(range(1, nd + 2)) + (0,)          # (N, C, *sp) -> (C, *sp, N)
+        self.first = (nd + 1,) + tuple(range(nd + 1))      # (C, *sp, N) -> (N, C, *sp)
 
-    def params(self) -> dict:
-        return dict(stride=self.stride, padding=self.pads, dilation=self.dilation, groups=self.groups)
+
+_geometry_cached = functools.lru_cache(maxsize=256)(_Geometry)
 
 
-def _columns(x, geo: _Geometry):
-    """im2col: (G, C/G·K, P) with the positions p = (*out, N) batch innermost, one copy from a window view."""
+def _geometry(nd, kernel, stride, padding, dilation, groups) -> _Geometry:
+    try:
+        return _geometry_cached(nd, kernel, stride, padding, dilation, groups)
+    except TypeError:  # an unhashable argument (a list): build it uncached (or raise the argument's own error)
+        return _Geometry(nd, kernel, stride, padding, dilation, groups)
+
+
+def _columns(x, geo: _Geometry, ones: bool = False):
+    """im2col: (G, C/G·K, P) with the positions p = (*out, N) batch innermost, one copy from a window view.
+
+    ``ones`` appends a row of ones to each group's columns: the bias then rides in the product."""
     n, c = x.shape[:2]
-    nd = geo.nd
-    xt = batch_last(x)
+    xt = x.transpose(geo.last)
     if any(a or b for a, b in geo.pads):
         padded = xp.zeros((c,) + tuple(i + a + b for i, (a, b) in zip(x.shape[2:], geo.pads)) + (n,), x.dtype)
         padded[(slice(None),) + tuple(slice(a, a + i) for i, (a, _) in zip(x.shape[2:], geo.pads))] = xt
@@ -163,28 +178,34 @@ def _columns(x, geo: _Geometry):
     elif not xt.flags.c_contiguous:
         # one transposing copy of the input is much cheaper than a window copy that hops by C·H·W per number
         xt = xp.ascontiguousarray(xt)
-    extent = tuple(d * (k - 1) + 1 for k, d in zip(geo.kernel, geo.dilation))
-    w = sliding_windows(xt, extent, tuple(range(1, 1 + nd)))                  # (C, *out without stride, N, *extent)
-    if any(s != 1 for s in geo.stride) or any(d != 1 for d in geo.dilation):
-        w = w[(slice(None),) + tuple(slice(None, None, s) for s in geo.stride) + (slice(None),)
-              + tuple(slice(None, None, d) for d in geo.dilation)]
-    perm = (0,) + tuple(range(nd + 2, 2 * nd + 2)) + tuple(range(1, nd + 2))   # (C, *kernel, *out, N)
-    return w.transpose(perm).reshape(geo.groups, c // geo.groups * math.prod(geo.kernel), -1)
+    w = sliding_windows(xt, geo.extent, tuple(range(1, 1 + geo.nd)))          # (C, *out without stride, N, *extent)
+    if geo.thin is not None:
+        w = w[geo.thin]
+    w = w.transpose(geo.to_cols)                                              # (C, *kernel, *out, N): a view
+    rows = c // geo.groups * math.prod(geo.kernel)
+    if not ones:
+        return w.reshape(geo.groups, rows, -1)                                # the copy
+    cols = xp.empty((geo.groups, rows + 1, math.prod(w.shape[1 + geo.nd:])), x.dtype)
+    cols[:, rows] = 1
+    # splitting the axes of a slice is always a view, so this assignment is the one copy
+    cols[:, :rows].reshape((geo.groups, c // geo.groups) + w.shape[1:])[...] = w.reshape(
+        (geo.groups, c // geo.groups) + w.shape[1:])
+    return cols
 
 
-def _grad_rows(g, groups):
+def _grad_rows(g, geo: _Geometry):
     """The output gradient (N, O, *out) as (G, O/G, P), positions ordered as in ``_columns`` (a copy only when
     g is not batch-last already)."""
-    o = g.shape[1]
-    return batch_last(g).reshape(groups, o // groups, -1)
+    return g.transpose(geo.last).reshape(geo.groups, g.shape[1] // geo.groups, -1)
 
 
-def _weight_grad(cols, g, weight_shape, groups):
-    """dW[g, o, c·k] = Σ_p gy[g, o, p] cols[g, c·k, p]: one product per group over the whole batch."""
-    return xp.matmul(_grad_rows(g, groups), cols.swapaxes(-1, -2)).reshape(weight_shape)
+def _weight_grad(cols, g, geo: _Geometry):
+    """dW[g, o, c·k] = Σ_p gy[g, o, p] cols[g, c·k, p]: one product per group over the whole batch, (G, O/G, C/G·K)
+    (one more column, db, when cols carry the row of ones)."""
+    return xp.matmul(_grad_rows(g, geo), cols.swapaxes(-1, -2))
 
 
-def _check(name, x, weight, geo: _Geometry):
+def _check(name, x, weight, bias, geo: _Geometry):
     nd = geo.nd
     if weight.ndim != nd + 2:
         raise RuntimeError(f"{name}: weight must have {nd + 2} dimensions (out_channels, in_channels/groups, "
@@ -193,6 +214,9 @@ def _check(name, x, weight, geo: _Geometry):
         raise RuntimeError(f"{name}: input of shape {x.shape} does not match weight of shape {weight.shape} with "
                            f"groups={geo.groups} (expected input (N, {weight.shape[1] * geo.groups}, *spatial) "
                            f"and out_channels divisible by groups)")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise RuntimeError(f"{name}: bias of shape {bias.shape} does not match weight of shape "
+                           f"{weight.shape} (expected ({weight.shape[0]},))")
 
 
 def _batched(a, nd):
@@ -206,35 +230,36 @@ class _Conv(Function):
         nd = ctx.nd
         name = f"conv{nd}d"
         x, unbatched = _batched(input, nd)
-        geo = ctx.geo = _Geometry(nd, weight.shape[2:], stride, padding, dilation, groups)
-        _check(name, x, weight, geo)
+        geo = ctx.geo = _geometry(nd, weight.shape[2:], stride, padding, dilation, groups)
+        _check(name, x, weight, bias, geo)
         out = out_size(x.shape[2:], geo.kernel, geo.stride, geo.pads, geo.dilation, name)
-        o = weight.shape[0]
-        if bias is not None and bias.shape != (o,):
-            raise RuntimeError(f"{name}: bias of shape {bias.shape} does not match weight of shape "
-                               f"{weight.shape} (expected ({o},))")
-        cols = _columns(x, geo)
+        o, gr = weight.shape[0], geo.groups
+        w = weight.reshape(gr, o // gr, -1)
+        if bias is not None:  # as one more column of W against a row of ones: no pass over y to add it
+            w = xp.concatenate([w, bias.reshape(gr, o // gr, 1).astype(w.dtype, copy=False)], axis=-1)
+        cols = _columns(x, geo, ones=bias is not None)
         ctx.cols = cols if cols.nbytes <= _KEEP_COLS_BYTES else None
-        y = xp.matmul(weight.reshape(geo.groups, o // geo.groups, -1), cols)      # (G, O/G, P)
-        y = y.reshape((o,) + out + (x.shape[0],))
-        if bias is not None:
-            y += bias.reshape((o,) + (1,) * (nd + 1))
-        y = xp.moveaxis(y, -1, 0)                                                  # (N, O, *out), batch-last
+        y = xp.matmul(w, cols).reshape((o,) + out + (x.shape[0],))                # (O, *out, N)
+        y = y.transpose(geo.first)                                                 # (N, O, *out), batch-last
         return y[0] if unbatched else y
 
     def backward(ctx, g):
         x, weight = ctx.args[0], ctx.args[1]
         need = ctx.needs_input_grad
+        need_db = len(need) > 2 and need[2]
         geo = ctx.geo
-        conv_input_fn, conv_weight_fn = _INPUT[ctx.nd], _WEIGHT[ctx.nd]
-        dx = conv_input_fn(x.shape, weight, g, **geo.params()) if need[0] else None
+        dx = _INPUT[ctx.nd](x.shape, weight, g, **geo.params) if need[0] else None
         dw = db = None
+        if ctx.cols is not None and not ctx.create_graph and (need[1] or need_db):
+            # forward's im2col again; with a bias its row of ones makes the product's last column db
+            dwb = _weight_grad(ctx.cols, _batched(g, ctx.nd)[0], geo)
+            k = weight[0].size                                                    # C/G·K
+            dw = dwb[..., :k].reshape(weight.shape) if need[1] else None
+            db = dwb[..., k].reshape(-1) if need_db else None
+            return dx, dw, db
         if need[1]:
-            if ctx.cols is not None and not ctx.create_graph:  # reuse forward's im2col
-                dw = _weight_grad(ctx.cols, _batched(g, ctx.nd)[0], weight.shape, geo.groups)
-            else:
-                dw = conv_weight_fn(x, weight.shape, g, **geo.params())
-        if len(need) > 2 and need[2]:
+            dw = _WEIGHT[ctx.nd](x, weight.shape, g, **geo.params)
+        if need_db:
             db = g.sum(tuple(i for i in range(g.ndim) if i != g.ndim - ctx.nd - 1))
         return dx, dw, db
 
@@ -249,18 +274,18 @@ class _ConvInput(Function):
         g, unbatched = _batched(grad_output, nd)
         size = tuple(input_size)
         size = (1,) + size if len(size) == nd + 1 else size
-        geo = ctx.geo = _Geometry(nd, weight.shape[2:], stride, padding, dilation, groups)
+        geo = ctx.geo = _geometry(nd, weight.shape[2:], stride, padding, dilation, groups)
         n, o = g.shape[:2]
         wt = weight.reshape(geo.groups, o // geo.groups, -1).swapaxes(-1, -2)      # (G, C/G·K, O/G)
-        dcols = xp.matmul(wt, _grad_rows(g, geo.groups))                           # (G, C/G·K, P)
+        dcols = xp.matmul(wt, _grad_rows(g, geo))                                  # (G, C/G·K, P)
         dcols = dcols.reshape((weight.shape[1] * geo.groups,) + geo.kernel + g.shape[2:] + (n,))
-        dx = xp.moveaxis(fold(dcols, size[2:], geo.stride, geo.pads, geo.dilation), -1, 0)
+        dx = fold(dcols, size[2:], geo.stride, geo.pads, geo.dilation).transpose(geo.first)
         return dx[0] if unbatched else dx
 
     def backward(ctx, h):
         _, weight, g = ctx.args
         need = ctx.needs_input_grad
-        p = ctx.geo.params()
+        p = ctx.geo.params
         dw = _WEIGHT[ctx.nd](h, weight.shape, g, **p) if need[1] else None
         dg = _CONV[ctx.nd](h, weight, None, **p) if need[2] else None
         return None, dw, dg
@@ -275,13 +300,13 @@ class _ConvWeight(Function):
         nd = ctx.nd
         x, _ = _batched(input, nd)
         g, _ = _batched(grad_output, nd)
-        geo = ctx.geo = _Geometry(nd, tuple(weight_size)[2:], stride, padding, dilation, groups)
-        return _weight_grad(_columns(x, geo), g, tuple(weight_size), geo.groups)
+        geo = ctx.geo = _geometry(nd, tuple(weight_size)[2:], stride, padding, dilation, groups)
+        return _weight_grad(_columns(x, geo), g, geo).reshape(tuple(weight_size))
 
     def backward(ctx, h):
         x, _, g = ctx.args
         need = ctx.needs_input_grad
-        p = ctx.geo.params()
+        p = ctx.geo.params
         dx = _INPUT[ctx.nd](x.shape, h, g, **p) if need[0] else None
         dg = _CONV[ctx.nd](x, h, None, **p) if need[2] else None
         return dx, None, dg

@@ -217,7 +217,9 @@ class ReLU(Function):
     """y = max(x, 0);  dx = g · [x > 0]"""
 
     def forward(ctx, x):
-        return xp.maximum(x, 0)
+        # against an array of zeros, not the scalar 0: NumPy's maximum has a vector loop only for two arrays,
+        # and zeros_like keeps x's memory layout (a conv hands out batch-last views)
+        return xp.maximum(x, xp.zeros_like(x))
 
     def backward(ctx, g):
         return g * (const(ctx.result) > 0)
