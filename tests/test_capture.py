@@ -203,3 +203,19 @@ def test_module_zero_grad_is_replayed():
     for _ in range(3):
         captured(dg.ones(2, 3))
     np.testing.assert_allclose(model.bias.grad.data, [2.0])  # zeroed each step, not accumulated
+
+
+def test_comparisons_and_argmax_inside_a_step_are_replayed():
+    model = dg.nn.Linear(4, 3)
+
+    def step(x, y):
+        logits = model(x)
+        return (logits.argmax(1) == y).float().mean(), (logits > 0).sum()
+
+    captured = dg.capture(step)
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        x, y = dg.tensor(rng.standard_normal((6, 4)).astype(np.float32)), dg.tensor(rng.integers(0, 3, 6))
+        acc, positive = captured(x, y)
+        eager_acc, eager_positive = step(x, y)
+        assert acc.item() == eager_acc.item() and positive.item() == eager_positive.item()

@@ -225,37 +225,6 @@ class Tensor:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    # -- comparisons: results are bool tensors outside the graph --------------------------------------------
-    def _compare(self, other: Any, ufunc: Any) -> Tensor:
-        return Tensor._make(ufunc(self.data, other.data if isinstance(other, Tensor) else other), None)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, np.equal)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return self._compare(other, np.not_equal)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return self._compare(other, np.less)
-
-    def __le__(self, other: Any) -> Tensor:
-        return self._compare(other, np.less_equal)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return self._compare(other, np.greater)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return self._compare(other, np.greater_equal)
-
-    def eq(self, other: Any) -> Tensor:
-        return self == other
-
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        return Tensor._make(_arg(np.argmax, self.data, dim, keepdim), None)
-
-    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        return Tensor._make(_arg(np.argmin, self.data, dim, keepdim), None)
-
     # -- in-place updates: never recorded --------------------------------------------------------------------
     def _inplace(self, ufunc: Any, other: Any) -> Tensor:
         if self._requires_grad and _grad_state.enabled:
@@ -339,10 +308,3 @@ _tape: Any = None  # the tape while ``deltagrad.capture`` records a step (autogr
 
 def _data(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
-
-
-def _arg(fn: Any, a: np.ndarray, dim: int | None, keepdim: bool) -> np.ndarray:
-    if dim is None:
-        out = np.asarray(fn(a))
-        return out.reshape((1,) * a.ndim) if keepdim else out
-    return fn(a, axis=dim, keepdims=keepdim)

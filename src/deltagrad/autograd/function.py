@@ -30,12 +30,14 @@ class Function:
       ``is_view``: the output shares memory with the first input, so in-place changes are seen by both.
       ``differentiable_twice``: False where backward uses non-differentiable steps (gradgradcheck skips it).
       ``keeps_dtype``: float32 in gives float32 out (every op but dtype conversion).
+      ``differentiable``: False for ops whose outputs never carry a gradient (comparisons, arg-max).
       ``examples``: ``(rng) -> list of (args, kwargs)`` sample inputs in float64 for the op-table tests.
     """
 
     is_view = False
     differentiable_twice = True
     keeps_dtype = True
+    differentiable = True
     examples: Callable[[Any], list] | None = None
     _hooks: list | None = None
 
@@ -130,7 +132,7 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
             _tape.suspended -= 1
     if not tensors:
         return out
-    if not record or not _grad_state.enabled:
+    if not record or not _grad_state.enabled or not cls.differentiable:
         result = _make(out, None)
         if _tape is not None:
             _tape.op(cls, args, params, result)

@@ -15,12 +15,13 @@ from typing import Any
 from deltagrad.autograd.function import Function, broadcast_to, defop, is_tensor
 from deltagrad.backend import xp
 from deltagrad.ops._util import const, normalize_dim, randn
+from deltagrad.ops.compare import argmax, argmin
 from deltagrad.ops.elementwise import exp, maximum, minimum, where
 from deltagrad.ops.indexing import getitem_backward
 from deltagrad.ops.shape import permute, reshape, unsqueeze
 from deltagrad.tensor import Tensor
 
-__all__ = ["sum", "mean", "var", "std", "max", "min", "amax", "amin", "prod", "logsumexp", "argmax", "argmin"]
+__all__ = ["sum", "mean", "var", "std", "max", "min", "amax", "amin", "prod", "logsumexp"]
 
 #: what ``max(x, dim)`` / ``min(x, dim)`` return, as ``torch.return_types.max`` / ``min``
 MaxResult = namedtuple("max", ("values", "indices"))
@@ -263,11 +264,10 @@ def _extreme(op, arg, result, pairwise, input, dim, keepdim):
             raise TypeError(f"{op.op.name_}(): keepdim needs a dim")
         return op(input)
     values = op(input, dim=dim, keepdim=keepdim)
-    data = const(input)
-    axis = normalize_dim(dim, data.ndim)
-    index = arg(data, axis=axis, keepdims=keepdim) if data.ndim else xp.zeros((), xp.int64)
-    index = index.astype(xp.int64, copy=False)
-    return result(values, Tensor._make(index, None) if is_tensor(input) else index)
+    if const(input).ndim == 0:
+        index = xp.zeros((), xp.int64)
+        return result(values, Tensor._make(index, None) if is_tensor(input) else index)
+    return result(values, arg(input, dim=dim, keepdim=keepdim))
 
 
 def max(input: Any, dim: Any = None, keepdim: bool = False) -> Any:
@@ -278,22 +278,12 @@ def max(input: Any, dim: Any = None, keepdim: bool = False) -> Any:
 
     >>> v, i = deltagrad.tensor([[1.0, 5.0], [7.0, 2.0]]).max(dim=1)   # v = [5., 7.], i = [1, 0]
     """
-    return _extreme(_max, xp.argmax, MaxResult, maximum, input, dim, keepdim)
+    return _extreme(_max, argmax, MaxResult, maximum, input, dim, keepdim)
 
 
 def min(input: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """The smallest element, or along ``dim`` the named tuple ``(values, indices)`` (``torch.min``)."""
-    return _extreme(_min, xp.argmin, MinResult, minimum, input, dim, keepdim)
-
-
-def argmax(input: Any, dim: int | None = None, keepdim: bool = False) -> Any:
-    """Index of the largest element (flattened when ``dim`` is None), as int64, outside the graph."""
-    return input.argmax(dim, keepdim)
-
-
-def argmin(input: Any, dim: int | None = None, keepdim: bool = False) -> Any:
-    """Index of the smallest element (flattened when ``dim`` is None), as int64, outside the graph."""
-    return input.argmin(dim, keepdim)
+    return _extreme(_min, argmin, MinResult, minimum, input, dim, keepdim)
 
 
 # ---- product and log-sum-exp ---------------------------------------------------------------------------------
