@@ -8,9 +8,11 @@ replay the tape: the same forward and backward rules run on fresh arrays, but no
 topological sort or version check is made. A new input shape (say a smaller last batch) is captured anew.
 
 Rules, as for ``jax.jit`` or CUDA graphs: the step must be the same sequence of deltagrad ops every call
-(no Python branching on values); whatever depends on the inputs must be computed by ops (a NumPy value
-computed from ``x.data`` inside the step is frozen at capture); tensor hooks are not allowed. Ops that draw
-random numbers (dropout) draw new ones at every replay, since their forward runs again.
+(no Python branching on values); whatever depends on the inputs must be computed by ops: a value computed
+outside them inside the step (NumPy on ``x.data``, ``.item()``, max pooling's ``return_indices``) is frozen
+at capture. Tensor hooks and item assignment are refused. In-place updates of state outside ops (a
+counter's ``add_(1)``) are repeated; ops that draw random numbers (dropout) draw new ones at every replay,
+since their forward runs again.
 
     step = deltagrad.capture(lambda x, y: train_step(model, optimizer, x, y))
     for x, y in loader:
