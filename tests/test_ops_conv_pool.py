@@ -120,6 +120,60 @@ def test_conv_gradient_of_gradient_matches_torch(rng):
         np.testing.assert_allclose(a.grad.data, c.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("out_channels", [5, 6, 7, 13])
+def test_conv_output_channels_off_the_blas_tile(rng, out_channels):
+    """Counts of output channels that the kernels pad to a multiple of 8 rows for BLAS (LeNet's 6)."""
+    x, tx = _pair(rng, 3, 2, 9, 8)
+    w, tw = _pair(rng, out_channels, 2, 3, 3)
+    b, tb = _pair(rng, out_channels)
+    _check(F.conv2d(x, w, b), TF.conv2d(tx, tw, tb), [(x, tx), (w, tw), (b, tb)], rng)
+    _check(F.conv2d(x, w, None, padding=1), TF.conv2d(tx, tw, None, padding=1), [(x, tx), (w, tw)], rng)
+
+
+def _lenet_features(lib, f, x, w1, b1, w2, b2):
+    h = f.max_pool2d(f.relu(f.conv2d(x, w1, b1)), 2)
+    h = f.max_pool2d(f.relu(f.conv2d(h, w2, b2)), 2)
+    return lib.tanh(h.reshape(h.shape[0], -1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv_relu_pool_chain_matches_torch(rng, dtype):
+    """LeNet's feature extractor: batch-last views flow from conv through ReLU and pooling into the next conv,
+    and the gradients flow back through the same layouts (and from a flatten, which is row-major)."""
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=3e-4)
+    x, tx = _pair(rng, 4, 1, 16, 16, dtype=dtype)
+    w1, tw1 = _pair(rng, 6, 1, 5, 5, dtype=dtype)
+    b1, tb1 = _pair(rng, 6, dtype=dtype)
+    w2, tw2 = _pair(rng, 5, 6, 3, 3, dtype=dtype)
+    b2, tb2 = _pair(rng, 5, dtype=dtype)
+    ours = _lenet_features(dg, F, x, w1, b1, w2, b2)
+    theirs = _lenet_features(torch, TF, tx, tw1, tb1, tw2, tb2)
+    assert ours.dtype == dtype
+    _check(ours, theirs, [(x, tx), (w1, tw1), (b1, tb1), (w2, tw2), (b2, tb2)], rng, **tol)
+
+
+def test_conv_and_pool_accept_any_input_layout(rng):
+    """Channels-last and transposed views give the same values and gradients as contiguous inputs."""
+    a = rng.standard_normal((3, 7, 6, 4))                          # stored (N, H, W, C)
+    for view in (a.transpose(0, 3, 1, 2), a.transpose(3, 0, 1, 2)[:, :3].transpose(1, 0, 2, 3)):
+        x, tx = dg.tensor(view, requires_grad=True), torch.tensor(np.ascontiguousarray(view), requires_grad=True)
+        w, tw = _pair(rng, 6, view.shape[1], 3, 2)
+        y, ty = F.conv2d(x, w, stride=(1, 2), padding=1), TF.conv2d(tx, tw, stride=(1, 2), padding=1)
+        _check(F.max_pool2d(y, 2, ceil_mode=True), TF.max_pool2d(ty, 2, ceil_mode=True), [(x, tx), (w, tw)], rng)
+
+
+def test_conv_output_is_batch_last_and_pooling_keeps_layouts(rng):
+    """The layout contract that keeps a conv net free of transposing copies (see ops/conv.py)."""
+    x = dg.tensor(rng.standard_normal((4, 2, 10, 10)).astype(np.float32))
+    w = dg.tensor(rng.standard_normal((6, 2, 3, 3)).astype(np.float32), requires_grad=True)
+    y = F.conv2d(x, w)
+    assert np.argsort(y.data.strides).tolist() == [0, 3, 2, 1]   # batch innermost, channels outermost
+    p = F.max_pool2d(F.relu(y), 2)
+    assert np.argsort(p.data.strides).tolist() == [0, 3, 2, 1]
+    a = F.avg_pool2d(y, 2)
+    assert np.argsort(a.data.strides).tolist() == [0, 3, 2, 1]
+
+
 # ---- pooling ---------------------------------------------------------------------------------------------------
 
 MAX2D = [
@@ -153,6 +207,18 @@ def test_max_pool_padding_is_minus_infinity_and_ties_go_first(rng):
     ties[0, 0, 1:3, 1:3] = 5.0                                 # equal maxima in every window
     x, tx = dg.tensor(ties, requires_grad=True), torch.tensor(ties, requires_grad=True)
     _check(F.max_pool2d(x, 2, 1), TF.max_pool2d(tx, 2, 1), [(x, tx)], rng)
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)], ids=str)
+def test_max_pool_gradient_with_nan_and_inf_stays_at_the_argmax(rng, kw):
+    """A non-finite gradient reaches only the window's arg-max, as in torch (no NaN · 0 spreading)."""
+    x, tx = _pair(rng, 2, 3, 6, 6)
+    y, ty = F.max_pool2d(x, **kw), TF.max_pool2d(tx, **kw)
+    g = rng.standard_normal(y.shape)
+    g[0, 0, 0, 0], g[1, 2, 1, 1], g[0, 1, 2, 0] = np.nan, np.inf, -np.inf
+    y.backward(dg.tensor(g))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12)   # NaN and ±inf at the same places
 
 
 def test_max_pool_return_indices_match_torch(rng):

@@ -199,10 +199,26 @@ def _grad_rows(g, geo: _Geometry):
     return g.transpose(geo.last).reshape(geo.groups, g.shape[1] // geo.groups, -1)
 
 
+def _tiled(a):
+    """a (1, R, X) with zero rows appended up to a multiple of 8 when R % 8 is 5, 6 or 7.
+
+    OpenBLAS's sgemm (Haswell kernels, two threads) works on tiles of 4 rows of this operand per thread; a
+    remainder of 5–7 rows costs nearly a whole extra pass. Measured on the benchmark machine, 6 → 8 rows
+    makes LeNet's first conv 1.3× (forward) and 1.8× (weight gradient) faster despite the wasted rows."""
+    r = a.shape[1]
+    if a.shape[0] != 1 or r % 8 < 5:
+        return a
+    out = xp.empty((1, r + 8 - r % 8, a.shape[2]), a.dtype)
+    out[:, :r] = a
+    out[:, r:] = 0
+    return out
+
+
 def _weight_grad(cols, g, geo: _Geometry):
     """dW[g, o, c·k] = Σ_p gy[g, o, p] cols[g, c·k, p]: one product per group over the whole batch, (G, O/G, C/G·K)
     (one more column, db, when cols carry the row of ones)."""
-    return xp.matmul(_grad_rows(g, geo), cols.swapaxes(-1, -2))
+    o = g.shape[1] // geo.groups
+    return xp.matmul(_tiled(_grad_rows(g, geo)), cols.swapaxes(-1, -2))[:, :o]
 
 
 def _check(name, x, weight, bias, geo: _Geometry):
@@ -239,7 +255,7 @@ class _Conv(Function):
             w = xp.concatenate([w, bias.reshape(gr, o // gr, 1).astype(w.dtype, copy=False)], axis=-1)
         cols = _columns(x, geo, ones=bias is not None)
         ctx.cols = cols if cols.nbytes <= _KEEP_COLS_BYTES else None
-        y = xp.matmul(w, cols).reshape((o,) + out + (x.shape[0],))                # (O, *out, N)
+        y = xp.matmul(_tiled(w), cols)[:, :o // gr].reshape((o,) + out + (x.shape[0],))   # (O, *out, N)
         y = y.transpose(geo.first)                                                 # (N, O, *out), batch-last
         return y[0] if unbatched else y
 

@@ -19,6 +19,7 @@ gradients work.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -104,6 +105,18 @@ def _covers(osl: tuple, out: tuple) -> bool:
     return all(s.start == 0 and s.stop == o for s, o in zip(osl[1:], out))
 
 
+_geometry_cached = functools.lru_cache(maxsize=256)(PoolGeometry)
+
+
+def geometry(name: str, nd: int, shape: tuple, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+             ceil_mode: bool) -> PoolGeometry:
+    """``PoolGeometry``, cached: a network asks for the same few every step (its spans are cached too)."""
+    try:
+        return _geometry_cached(name, nd, tuple(shape), kernel_size, stride, padding, dilation, ceil_mode)
+    except TypeError:  # an unhashable argument (a list): build it uncached (or raise the argument's own error)
+        return PoolGeometry(name, nd, tuple(shape), kernel_size, stride, padding, dilation, ceil_mode)
+
+
 def _check_out(name: str, a, lead: tuple, geo: PoolGeometry) -> None:
     if tuple(a.shape) != tuple(lead) + geo.out:
         raise RuntimeError(f"{name}: expected an array of output shape {tuple(lead) + geo.out} for an "
@@ -142,12 +155,18 @@ def _disjoint(geo: PoolGeometry) -> bool:
     return all(s >= d * (k - 1) + 1 for k, s, d in zip(geo.kernel, geo.stride, geo.dilation))
 
 
+def _tiles(geo: PoolGeometry) -> bool:
+    """Every input element lies in exactly one window (kernel == stride, no padding, sizes divisible)."""
+    return all(p == 0 and d == 1 and s == k and o * s == i
+               for k, s, p, d, i, o in zip(geo.kernel, geo.stride, geo.pad, geo.dilation, geo.size, geo.out))
+
+
 class _MaxPool(Function):
     nd = 2
 
     def forward(ctx, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-        geo = PoolGeometry(f"max_pool{ctx.nd}d", ctx.nd, input.shape, kernel_size, stride, padding, dilation,
-                           ceil_mode)
+        geo = geometry(f"max_pool{ctx.nd}d", ctx.nd, input.shape, kernel_size, stride, padding, dilation,
+                       ceil_mode)
         y, ctx.arg = max_pool_forward(input, geo)
         ctx.size, ctx.params = input.shape, geo.params()
         return y
@@ -162,11 +181,11 @@ class MaxPoolScatter(Function):
 
     def forward(ctx, g, arg, input_size, kernel_size, stride, padding=0, dilation=1, ceil_mode=False):
         nd = len(kernel_size)
-        geo = PoolGeometry("max_pool_scatter", nd, tuple(input_size), kernel_size, stride, padding, dilation,
-                           ceil_mode)
+        geo = geometry("max_pool_scatter", nd, tuple(input_size), kernel_size, stride, padding, dilation,
+                       ceil_mode)
         _check_out("max_pool_scatter", g, tuple(input_size)[:-nd], geo)
         ctx.params = geo.params()
-        dx = empty_like_layout(arg, tuple(input_size), g.dtype, 0)
+        dx = empty_like_layout(arg, tuple(input_size), g.dtype, None if _tiles(geo) else 0)  # tiles: all written
         zero = g.dtype.type(0)
         disjoint = _disjoint(geo)
         # g · [arg = offset] is a branch-free product, but it would spread a NaN or ±∞ of g over the whole
@@ -199,7 +218,7 @@ class MaxPoolGather(Function):
 
     def forward(ctx, h, arg, kernel_size, stride, padding=0, dilation=1, ceil_mode=False):
         nd = len(kernel_size)
-        geo = PoolGeometry("max_pool_gather", nd, h.shape, kernel_size, stride, padding, dilation, ceil_mode)
+        geo = geometry("max_pool_gather", nd, h.shape, kernel_size, stride, padding, dilation, ceil_mode)
         _check_out("max_pool_gather", arg, h.shape[:-nd], geo)
         ctx.size, ctx.params = h.shape, geo.params()
         y = empty_like_layout(h, arg.shape, h.dtype, 0)
@@ -249,7 +268,7 @@ class _AvgPool(Function):
 
     def forward(ctx, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                 divisor_override=None):
-        geo = PoolGeometry(f"avg_pool{ctx.nd}d", ctx.nd, input.shape, kernel_size, stride, padding, 1, ceil_mode)
+        geo = geometry(f"avg_pool{ctx.nd}d", ctx.nd, input.shape, kernel_size, stride, padding, 1, ceil_mode)
         div = _divisor(geo, count_include_pad, divisor_override)
         y = empty_like_layout(input, input.shape[:-ctx.nd] + geo.out, input.dtype, 0)
         for _, _, osl, isl in geo.spans():
@@ -271,7 +290,7 @@ class AvgPoolBackward(Function):
     def forward(ctx, g, input_size, kernel_size, stride, padding=0, ceil_mode=False, count_include_pad=True,
                 divisor_override=None):
         nd = len(kernel_size)
-        geo = PoolGeometry("avg_pool_backward", nd, tuple(input_size), kernel_size, stride, padding, 1, ceil_mode)
+        geo = geometry("avg_pool_backward", nd, tuple(input_size), kernel_size, stride, padding, 1, ceil_mode)
         _check_out("avg_pool_backward", g, tuple(input_size)[:-nd], geo)
         div = _divisor(geo, count_include_pad, divisor_override)
         gd = g / (xp.asarray(div, g.dtype) if not isinstance(div, float) else div)
@@ -346,7 +365,7 @@ def max_pool_with_indices(nd: int, input: Any, kernel_size: Any, stride: Any = N
     index into the input's flattened spatial dimensions (h·W + w in 2-D), int64, outside the graph."""
     y = _MAX[nd](input, kernel_size, stride, padding, dilation, ceil_mode)
     data = input.data if isinstance(input, Tensor) else input
-    geo = PoolGeometry(f"max_pool{nd}d", nd, data.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    geo = geometry(f"max_pool{nd}d", nd, data.shape, kernel_size, stride, padding, dilation, ceil_mode)
     node = y._node if isinstance(y, Tensor) else None
     arg = node.arg if node is not None else max_pool_forward(data, geo)[1]
     offsets = xp.unravel_index(arg.astype(xp.intp), geo.kernel)
