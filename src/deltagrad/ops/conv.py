@@ -114,15 +114,22 @@ def spans(kernel: tuple, out: tuple, stride: tuple, before: tuple, dilation: tup
 def fold(cols, size, stride, pads, dilation):
     """The adjoint of the window copy in ``_columns``: add cols (C, *kernel, *out, N) back onto x (C, *size, N).
 
-    One strided add per kernel offset (no loop over batch or channels), each over runs of ``out[-1]·N``
-    contiguous numbers; slices are clipped to the unpadded input, so padding costs nothing.
+    One spatial dimension at a time, outermost first: stage i adds each of its K_i kernel offsets into a slice
+    along dimension i only (Σ K_i strided adds instead of Π K_i), and what one add moves is a few long contiguous
+    runs (everything inner to dimension i) rather than one short output row each — about twice as fast for
+    LeNet. Slices are clipped to the unpadded input, so padding costs nothing. Shapes per stage i:
+        (C, K_i … K_last, S_0 … S_i-1, O_i … O_last, N)  ->  (C, K_i+1 … K_last, S_0 … S_i, O_i+1 … O_last, N)
     """
     nd = len(size)
-    kernel, out = cols.shape[1:1 + nd], cols.shape[1 + nd:1 + 2 * nd]
-    x = xp.zeros(cols.shape[:1] + tuple(size) + cols.shape[-1:], cols.dtype)
-    for _, offs, osl, isl in spans(kernel, out, stride, tuple(a for a, _ in pads), dilation, tuple(size)):
-        x[(slice(None),) + isl[1:]] += cols[(slice(None),) + offs + osl[1:]]   # the batch axis: whole
-    return x
+    a = cols
+    for i in range(nd):
+        k, o = a.shape[1], a.shape[1 + nd]
+        b = xp.zeros(a.shape[:1] + a.shape[2:1 + nd] + (size[i],) + a.shape[2 + nd:], a.dtype)
+        lead = (slice(None),) * nd
+        for _, (ki,), osl, isl in spans((k,), (o,), (stride[i],), (pads[i][0],), (dilation[i],), (size[i],)):
+            b[lead + isl[1:]] += a[(slice(None), ki) + lead[1:] + osl[1:]]
+        a = b
+    return a
 
 
 # ---- the three kernels ---------------------------------------------------------------------------------------
