@@ -209,9 +209,9 @@ def _grad_rows(g, geo: _Geometry):
 def _tiled(a):
     """a (1, R, X) with zero rows appended up to a multiple of 8 when R % 8 is 5, 6 or 7.
 
-    OpenBLAS's sgemm (Haswell kernels, two threads) works on tiles of 4 rows of this operand per thread; a
-    remainder of 5–7 rows costs nearly a whole extra pass. Measured on the benchmark machine, 6 → 8 rows
-    makes LeNet's first conv 1.3× (forward) and 1.8× (weight gradient) faster despite the wasted rows."""
+    For a product a @ b with few rows, OpenBLAS (Haswell kernels, two threads) is much faster when the rows
+    split into whole register tiles of 4 per thread: measured on the benchmark machine, 6 → 8 rows makes
+    LeNet's first conv 1.3× (forward) and 1.8× (weight gradient) faster despite the wasted rows."""
     r = a.shape[1]
     if a.shape[0] != 1 or r % 8 < 5:
         return a
@@ -224,11 +224,9 @@ def _tiled(a):
 def _weight_grad(cols, g, geo: _Geometry):
     """dW[g, o, c·k] = Σ_p gy[g, o, p] cols[g, c·k, p]: one product per group over the whole batch, (G, O/G, C/G·K)
     (one more column, db, when cols carry the row of ones)."""
-    o = g.shape[1] // geo.groups
-    gr = _tiled(_grad_rows(g, geo))
-    if cols.shape[1] >= 64:  # measured: OpenBLAS is up to 1.4x faster with the taller operand first
-        return xp.matmul(cols, gr.swapaxes(-1, -2)).swapaxes(-1, -2)[:, :o]
-    return xp.matmul(gr, cols.swapaxes(-1, -2))[:, :o]
+    if cols.shape[1] >= 64:  # measured: OpenBLAS is up to 1.4× faster with the taller operand first
+        return xp.matmul(cols, _grad_rows(g, geo).swapaxes(-1, -2)).swapaxes(-1, -2)
+    return xp.matmul(_tiled(_grad_rows(g, geo)), cols.swapaxes(-1, -2))[:, :g.shape[1] // geo.groups]
 
 
 def _check(name, x, weight, bias, geo: _Geometry):
