@@ -154,3 +154,14 @@ def test_allocator_keeps_freed_memory_unless_turned_off():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "DELTAGRAD_KEEP_FREED_MEMORY": "0"})
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("shape, window, axes", [((2, 3, 8, 9), (3, 2), (2, 3)), ((4, 5, 7), (3,), (2,)),
+                                                 ((2, 3, 4, 5, 6), (2, 2, 2), (2, 3, 4)), ((3, 4), (4,), (1,))])
+def test_sliding_windows_equal_numpys_view(shape, window, axes):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    got = backend.sliding_windows(x, window, axes)
+    np.testing.assert_array_equal(got, np.lib.stride_tricks.sliding_window_view(x, window, axis=axes))
+    assert not got.flags.writeable
+    with pytest.raises(ValueError, match="does not fit"):
+        backend.sliding_windows(x, (shape[axes[0]] + 1,), axes[:1])

@@ -113,8 +113,16 @@ def zeros(shape: tuple[int, ...], dtype: Any) -> numpy.ndarray:
 
 
 def sliding_windows(x: numpy.ndarray, window: tuple[int, ...], axes: tuple[int, ...]) -> numpy.ndarray:
-    """A read-only strided view of every window of ``x`` along ``axes`` (im2col without copying)."""
-    return numpy.lib.stride_tricks.sliding_window_view(x, window, axis=axes)
+    """A read-only strided view of every window of ``x`` along ``axes`` (im2col without copying): shape
+    ``x.shape`` with each axis shortened by its window − 1, followed by the window sizes, as NumPy's
+    ``sliding_window_view`` gives (built directly: its argument checks cost more than the view)."""
+    shape = list(x.shape)
+    for w, axis in zip(window, axes):
+        if not 0 < w <= shape[axis]:
+            raise ValueError(f"window {tuple(window)} does not fit axes {tuple(axes)} of shape {x.shape}")
+        shape[axis] -= w - 1
+    strides = x.strides + tuple(x.strides[axis] for axis in axes)
+    return numpy.lib.stride_tricks.as_strided(x, tuple(shape) + tuple(window), strides, writeable=False)
 
 
 def scatter_add(target: numpy.ndarray, index: Any, values: numpy.ndarray) -> None:
