@@ -18,27 +18,11 @@ def time_per_call(fn, repeat: int = 7, number: int = 2000) -> float:
     return min(timeit.repeat(fn, repeat=repeat, number=number)) / number
 
 
-def deltagrad_cases() -> dict[str, float]:
-    import deltagrad as dg
-
+def framework_cases(fw) -> dict[str, float]:
+    """The cases in ``fw``: the deltagrad or the torch module (the calls are spelled the same)."""
     rng = np.random.default_rng(0)
-    a = dg.tensor(rng.standard_normal((8, 8)).astype(np.float32), requires_grad=True)
-    b = dg.tensor(rng.standard_normal((8, 8)).astype(np.float32), requires_grad=True)
-
-    def backward():
-        a.grad = b.grad = None
-        (a * b).sum().backward()
-
-    return {"mul": time_per_call(lambda: a * b), "mul_sum_backward": time_per_call(backward)}
-
-
-def torch_cases() -> dict[str, float]:
-    import torch
-
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-    a = torch.tensor(rng.standard_normal((8, 8)).astype(np.float32), requires_grad=True)
-    b = torch.tensor(rng.standard_normal((8, 8)).astype(np.float32), requires_grad=True)
+    a = fw.tensor(rng.standard_normal((8, 8)).astype(np.float32), requires_grad=True)
+    b = fw.tensor(rng.standard_normal((8, 8)).astype(np.float32), requires_grad=True)
 
     def backward():
         a.grad = b.grad = None
@@ -55,9 +39,14 @@ def numpy_cases() -> dict[str, float]:
 
 
 def main() -> None:
-    rows = {"deltagrad": deltagrad_cases(), "numpy": numpy_cases()}
+    import deltagrad
+
+    rows = {"deltagrad": framework_cases(deltagrad), "numpy": numpy_cases()}
     try:
-        rows["torch"] = torch_cases()
+        import torch
+
+        torch.set_num_threads(1)
+        rows["torch"] = framework_cases(torch)
     except ImportError:
         print("torch not installed: deltagrad and NumPy only", file=sys.stderr)
     print(f"{'case':<20}" + "".join(f"{fw:>12}" for fw in rows) + ("   torch/deltagrad" if "torch" in rows else ""))
