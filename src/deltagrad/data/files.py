@@ -112,6 +112,18 @@ def _is_number(cell: str) -> bool:
     return True
 
 
+def read_text(path: Path, error: type[Exception], missing: str = "no such file", encoding: str = "utf-8") -> str:
+    """The text of ``path``; a missing, unreadable or non-UTF-8 file raises ``error`` naming the file."""
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror or e})") from None
+
+
 def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray, bool]:
     """``(column names, float64 values (rows, columns), has_header)`` of a numeric CSV file.
 
@@ -119,14 +131,7 @@ def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray, bool]:
     line must have as many cells as the first and only finite numbers; blank lines are skipped.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    text = read_text(path, DataError, encoding="utf-8-sig")
     reader = csv.reader(io.StringIO(text))
     first = next((r for r in reader if r and any(c.strip() for c in r)), None)
     if first is None:

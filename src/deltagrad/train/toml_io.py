@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from deltagrad.data.files import read_text
 from deltagrad.train.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -35,15 +36,7 @@ def loads(text: str, source: str = "<string>") -> dict[str, Any]:
 def load(path: str | Path) -> dict[str, Any]:
     """Read a TOML file; a missing, unreadable or broken file is a one-line ``ConfigError``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
-    return loads(text, str(path))
+    return loads(read_text(path, ConfigError, "no such config file"), str(path))
 
 
 def _key(k: str) -> str:
