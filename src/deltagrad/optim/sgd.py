@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from deltagrad.optim.optimizer import Optimizer, Params, check_nonneg, grad_of, new_buffer
+from deltagrad.optim.optimizer import Optimizer, Params, check_nonneg, new_buffer
 
 
 class SGD(Optimizer):
@@ -41,21 +41,36 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             wd, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-            for p in self._params_with_grad(group):
-                g = grad_of(p, maximize)
+            state = self.state
+            dtype = lr_t = momentum_t = None
+            for p in group["params"]:
+                grad = p.grad
+                if grad is None:
+                    continue
+                data = p.data
+                if data.dtype is not dtype:
+                    # the factors as scalars of the parameter's dtype: the same values NumPy would cast the
+                    # Python floats to, without its per-call scalar conversion (4 float32 params: 8.0 -> 7.2 µs)
+                    dtype = data.dtype
+                    lr_t, momentum_t = dtype.type(lr), dtype.type(momentum)
+                g = grad.data
+                if g.dtype != dtype:
+                    g = g.astype(dtype)
+                if maximize:
+                    g = -g
                 if wd != 0:
-                    g = g + wd * p.data
+                    g = g + wd * data
                 if momentum != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
+                    st = state[p]
+                    buf = st.get("momentum_buffer")
                     if buf is None:
-                        buf = state["momentum_buffer"] = new_buffer(p)
+                        buf = st["momentum_buffer"] = new_buffer(p)
                         buf.data[...] = g
                     else:
                         b = buf.data
-                        b *= momentum
+                        b *= momentum_t
                         b += (1 - dampening) * g if dampening != 0 else g
                     g = g + momentum * buf.data if nesterov else buf.data
-                p.data -= lr * g
+                data -= lr_t * g
                 p._version[0] += 1
         return loss
