@@ -127,7 +127,10 @@ class Linear(Function):
             raise RuntimeError(f"linear: input of shape {input.shape} does not match weight of shape "
                                f"{getattr(weight, 'shape', None)} (expected input (*, {weight.shape[-1]}) "
                                "and weight (out_features, in_features))")
-        y = x2 @ weight.T  # weight.T is a transposed view: BLAS reads it without a copy
+        # weight.T is a transposed view: BLAS reads it without a copy. np.dot, not @: the same sgemm call with
+        # less dispatch around it (digits MLP layers: 32×64 @ 64×128 in 5.9 µs against 6.1, 32×128 @ 128×10 in
+        # 2.0 against 2.3)
+        y = xp.dot(x2, weight.T)
         if bias is not None:
             if bias.shape != (weight.shape[0],):
                 raise RuntimeError(f"linear: bias of shape {bias.shape} does not match weight of shape "
@@ -140,15 +143,19 @@ class Linear(Function):
         need = ctx.needs_input_grad
         flat = g.ndim != 2
         g2 = g.reshape(-1, g.shape[-1]) if flat else g
+        # plain arrays (not under create_graph): np.dot and np.add.reduce, which skip the dispatch of @ and
+        # .sum (0.2–0.3 µs a call, a tenth of each product in the digits MLP's step)
+        arrays = type(g2) is xp.ndarray and type(weight) is xp.ndarray and type(x) is xp.ndarray
         dx = dw = db = None
         if need[0]:
-            dx = g2 @ weight
+            dx = xp.dot(g2, weight) if arrays else g2 @ weight
             if flat:
                 dx = dx.reshape(x.shape)
         if need[1]:
-            dw = g2.mT @ (x.reshape(-1, x.shape[-1]) if flat else x)
+            x2 = x.reshape(-1, x.shape[-1]) if flat else x
+            dw = xp.dot(g2.T, x2) if arrays else g2.mT @ x2
         if len(need) > 2 and need[2]:
-            db = g2.sum(0)
+            db = xp.add.reduce(g2, 0) if arrays else g2.sum(0)
         return dx, dw, db
 
     examples = staticmethod(lambda r: [
