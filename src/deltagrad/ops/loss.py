@@ -160,16 +160,17 @@ def _all_below(t, c: int) -> bool:
     return int((t.view(f"u{t.itemsize}") if t.dtype.kind == "i" else t).max()) < c
 
 
-_ROWS: dict[int, Any] = {}
+_ROWS: dict[tuple[int, int], Any] = {}
 
 
-def _rows(n: int):
-    """arange(n), kept: the row index of the target picks, the same every step."""
-    rows = _ROWS.get(n)
+def _rows(n: int, step: int = 1):
+    """arange(n) · step, kept: the row index (or the flat offset of each row) of the target picks, the same
+    every step."""
+    rows = _ROWS.get((n, step))
     if rows is None:
         if len(_ROWS) > 64:
             _ROWS.clear()
-        rows = _ROWS[n] = xp.arange(n)
+        rows = _ROWS[n, step] = xp.arange(n) * step
         rows.flags.writeable = False
     return rows
 
@@ -253,7 +254,12 @@ class CrossEntropy(Function):
     def _simple(ctx, x, t):
         """The hot path of a classifier's training step: (N, C) logits, class indices all in range, no weights or
         smoothing. ℓᵢ = log Σ e^zᵢ − zᵢ[yᵢ] with z = x − max x; the softmax is formed in backward."""
-        z = x - x.max(axis=1, keepdims=True)
+        if x.shape[1] <= 128 and len(x) >= 16:
+            # few classes: the row maxima as a reduction down xᵀ made contiguous, since NumPy reduces each short
+            # row in a loop of its own (32×10: 1.3 µs against 2.1; 128×10: 1.6 against 6.0; 1000 classes lose)
+            z = x - xp.maximum.reduce(xp.ascontiguousarray(x.T), axis=0)[:, None]
+        else:
+            z = x - x.max(axis=1, keepdims=True)
         e = xp.exp(z)
         # Σ_c e as e @ ones: BLAS sums short rows faster than NumPy's row reduction (32×10: 0.5 µs against 1.2)
         sum_e = xp.dot(e, _ones(e.shape[1], e.dtype))
@@ -286,7 +292,12 @@ class CrossEntropy(Function):
         if ctx.simple and not ctx.create_graph:  # (softmax − onehot) · s without building the one-hot
             rows, t = ctx.target
             dx = ctx.e * (s / ctx.sum_e)[:, None]
-            dx[rows, t] -= s
+            # one flat index rows·C + t instead of a pair (1.1 µs against 1.75 at 32×10); signed t, as int64 + uint64
+            # would give floats
+            if dx.flags.c_contiguous and t.dtype.kind == "i":
+                dx.reshape(-1)[_rows(len(t), dx.shape[1]) + t] -= s
+            else:
+                dx[rows, t] -= s
             return dx, None
         x, t = ctx.args[0], ctx.args[1]
         if ctx.unbatched:
