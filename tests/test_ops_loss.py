@@ -241,3 +241,18 @@ def test_loss_errors_name_the_problem():
         F.cross_entropy(x, dg.tensor([0, 1, 2, 0]), label_smoothing=1.5)
     with pytest.raises(ValueError, match=r"weight of shape \(2,\)"):
         F.cross_entropy(x, dg.tensor([0, 1, 2, 0]), weight=dg.ones(2))
+
+
+@pytest.mark.parametrize("n,c", [(5, 4), (32, 10), (20, 200)])   # both row-maximum forms of the class-index path
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("tdtype", [np.int64, np.int32, np.uint8, np.uint64])
+def test_cross_entropy_fast_path_layouts_and_target_dtypes(rng, n, c, order, tdtype):
+    logits = np.asarray(rng.standard_normal((n, c)) * 3, order=order)
+    logits[0, 0] = 1e30                                              # a huge logit stays exact
+    y = rng.integers(0, c, n).astype(tdtype)
+    for reduction in ["mean", "sum", "none"]:
+        x, tx = _t(logits, grad=True)
+        x.data = np.asarray(x.data, order=order)
+        ours = F.cross_entropy(x, dg.tensor(y), reduction=reduction)
+        theirs = TF.cross_entropy(tx, torch.tensor(y.astype(np.int64)), reduction=reduction)
+        _compare(ours, theirs, [(x, tx)], rng)
