@@ -534,3 +534,24 @@ def test_subclass_calling_super_step_runs_hooks_once():
     opt.step()
     assert calls == ["pre", "post"]
     np.testing.assert_allclose(w.data, [3.0 - 0.1, 0.1 - 0.1 * 0.2])
+
+
+
+def test_sgd_group_mixing_dtypes_updates_each_in_its_own_dtype():
+    rng = np.random.default_rng(3)
+    vals = [rng.standard_normal(4).astype(dt) for dt in (np.float32, np.float64, np.float32)]
+    grads = [rng.standard_normal(4).astype(dt) for dt in (np.float64, np.float64, np.float32)]
+    params = [dg.tensor(v.copy(), requires_grad=True) for v in vals]
+    opt = dg.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True)
+    want, bufs = [v.copy() for v in vals], [None] * 3
+    for _ in range(3):
+        for p, g in zip(params, grads):
+            p.grad = dg.tensor(g)
+        opt.step()
+        for i, (v, g) in enumerate(zip(want, grads)):  # the update written out, in the parameter's dtype
+            g = g.astype(v.dtype)
+            bufs[i] = g.copy() if bufs[i] is None else bufs[i] * 0.9 + g
+            v -= 0.1 * (g + 0.9 * bufs[i])
+    for p, v, w in zip(params, vals, want):
+        assert p.dtype == v.dtype and opt.state[p]["momentum_buffer"].dtype == v.dtype
+        np.testing.assert_allclose(p.data, w, rtol=1e-6 if v.dtype == np.float32 else 1e-14)
