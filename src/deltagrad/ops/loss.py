@@ -14,6 +14,7 @@ from deltagrad.backend import xp
 from deltagrad.ops._util import const, randn
 from deltagrad.ops.activation import log_softmax, softmax
 from deltagrad.ops.elementwise import abs, clamp, exp, log, relu, sigmoid
+from deltagrad.ops.linalg import _ones
 from deltagrad.ops.reduce import sum
 from deltagrad.ops.shape import reshape
 
@@ -173,20 +174,6 @@ def _rows(n: int, step: int = 1):
         rows = _ROWS[n, step] = xp.arange(n) * step
         rows.flags.writeable = False
     return rows
-
-
-_ONES: dict[tuple, Any] = {}
-
-
-def _ones(n: int, dtype):
-    """ones(n) of ``dtype``, kept: the row sums of the softmax as one matrix-vector product."""
-    ones = _ONES.get((n, dtype))
-    if ones is None:
-        if len(_ONES) > 64:
-            _ONES.clear()
-        ones = _ONES[n, dtype] = xp.ones(n, dtype)
-        ones.flags.writeable = False
-    return ones
 
 
 def _onehot(safe, values, shape):
