@@ -173,7 +173,7 @@ def _reverse(order: list[Function], grads: dict, deliver: Any, wanted: dict | No
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if getattr(node, "_freed", False):
+            if node._freed:
                 node._check_alive()
             if node._hooks:
                 g = _call_hooks(node._hooks, g, create_graph)

@@ -40,6 +40,7 @@ class Function:
     differentiable = True
     examples: Callable[[Any], list] | None = None
     _hooks: list | None = None
+    _freed = False  # set once backward has released what forward saved
 
     # -- the two halves each op defines ----------------------------------------------------------------
     def forward(ctx, *args: Any, **params: Any) -> Any:
@@ -58,7 +59,8 @@ class Function:
     @property
     def args(self) -> tuple:
         """The inputs: arrays in an ordinary backward, Tensors under ``create_graph``."""
-        self._check_alive()
+        if self._freed:
+            self._check_alive()
         for a, v in zip(self._inputs, self._versions):
             if isinstance(a, Tensor) and a._version[0] != v:
                 raise RuntimeError(
@@ -66,12 +68,13 @@ class Function:
                     f"after the forward pass (version {a._version[0]}, expected {v}); use an out-of-place "
                     "operation, or clone() the tensor before changing it"
                 )
-        return self._inputs if self._create_graph else tuple(self._arrays)
+        return self._inputs if self._create_graph else self._arrays
 
     @property
     def result(self) -> Any:
         """The output: an array in an ordinary backward, a Tensor under ``create_graph``."""
-        self._check_alive()
+        if self._freed:
+            self._check_alive()
         cell, v = self._out_version
         if cell[0] != v:
             raise RuntimeError(
@@ -87,7 +90,7 @@ class Function:
         return self._create_graph
 
     def _check_alive(self) -> None:
-        if getattr(self, "_freed", False):
+        if self._freed:
             raise RuntimeError(
                 "trying to backward through the graph a second time (or to read values freed after "
                 "backward); pass retain_graph=True to the first backward() if you need to"
@@ -147,7 +150,7 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
             needs.append(False)
             versions.append(0)
     ctx._inputs = args
-    ctx._arrays = arrays
+    ctx._arrays = tuple(arrays)
     ctx.needs_input_grad = needs
     ctx._versions = versions
     ctx._out = out

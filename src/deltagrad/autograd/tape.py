@@ -164,8 +164,8 @@ def _replay(tape: _Tape, inputs: tuple, structure: Any) -> Any:
         kind = ev[0]
         if kind == "op":
             _, cls, sources, params, slot, needs, _node = ev
-            arrays = [inputs[s[1]].data if s[0] == INPUT else values[s[1]] if s[0] == SLOT
-                      else s[1].data if s[0] == LIVE else s[1] for s in sources]
+            arrays = tuple([inputs[s[1]].data if s[0] == INPUT else values[s[1]] if s[0] == SLOT
+                            else s[1].data if s[0] == LIVE else s[1] for s in sources])
             ctx = new(cls)
             out = cls.forward(ctx, *arrays, **params)
             if needs is not None:
