@@ -110,7 +110,6 @@ class Function:
         return f"<{type(self).__name__}Backward>"
 
 
-
 def _record(cls: type[Function], args: tuple, params: dict) -> Any:
     """Run ``cls.forward`` on the arrays inside ``args``; wrap and record the result when grad is needed."""
     arrays = []
@@ -195,7 +194,7 @@ def is_tensor(x: Any) -> bool:
     return isinstance(x, Tensor)
 
 
-# ---- the two ops the engine itself needs: summing a broadcast gradient back, and changing dtype ----------
+# ---- the ops the engine itself needs: summing a broadcast gradient back (and its adjoint), changing dtype --
 
 
 class SumTo(Function):
