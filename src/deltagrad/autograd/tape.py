@@ -189,7 +189,7 @@ _REPLAY_VERSION = ([0], 0)  # replays make no Tensors, so nothing can change a s
 
 def _replay_backward(plan: list, seeds: list, nodes: list) -> None:
     """The engine's reverse pass, with the order and every gradient's destination decided at capture."""
-    grads: dict[int, Any] = dict(seeds)
+    grads: dict[int, Any] = {slot: seed.copy() for slot, seed in seeds}  # a rule may scale its g in place
     owned: set[int] = set()
     for slot, dests in plan:
         g = grads.pop(slot, None)
