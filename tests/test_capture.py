@@ -219,3 +219,21 @@ def test_comparisons_and_argmax_inside_a_step_are_replayed():
         acc, positive = captured(x, y)
         eager_acc, eager_positive = step(x, y)
         assert acc.item() == eager_acc.item() and positive.item() == eager_positive.item()
+
+
+def test_output_structures_inputs_and_live_tensors():
+    w = dg.tensor(np.array([2.0]), requires_grad=True)
+
+    def step(x):
+        y = x * w
+        return {"y": y, "pair": (x, w), "list": [y.detach() * 2]}
+
+    captured = dg.capture(step)
+    captured(dg.tensor(np.array([1.0])))
+    x = dg.tensor(np.array([3.0]))
+    out = captured(x)
+    np.testing.assert_allclose(out["y"].data, [6.0])
+    assert out["pair"][0] is x and out["pair"][1] is w
+    np.testing.assert_allclose(out["list"][0].data, [12.0])
+    tape, _ = next(iter(captured.tapes.values()))
+    assert not tape.keep and not tape.slot_of  # nothing of the capture run is kept alive

@@ -62,6 +62,10 @@ class _Tape:
             return (LIVE, a)
         return (VALUE, a)
 
+    def slot_number(self, t: Tensor) -> Any:
+        kind, ref = self.source(t)
+        return _Slot(ref) if kind == SLOT else _Slot(-ref - 1) if kind == INPUT else t
+
     def new_slot(self, t: Tensor) -> int:
         slot = self.n_slots
         self.n_slots += 1
@@ -181,7 +185,7 @@ def _replay(tape: _Tape, inputs: tuple, structure: Any) -> Any:
             _replay_backward(ev[1], ev[2], nodes)
         else:
             ev[1](*ev[2], **ev[3])
-    return _outputs(structure, tape, values)
+    return _outputs(structure, inputs, values)
 
 
 _REPLAY_VERSION = ([0], 0)  # replays make no Tensors, so nothing can change a saved value in place
@@ -212,17 +216,29 @@ def _replay_backward(plan: list, seeds: list, nodes: list) -> None:
                 store_leaf_grad(target, gi, owned)
 
 
-def _outputs(structure: Any, tape: _Tape, slots: list) -> Any:
-    if isinstance(structure, Tensor):
-        slot = tape.slot_of.get(id(structure))
-        if slot is None:
-            return structure
-        return Tensor._make(slots[slot], None)
+class _Slot(int):
+    """In a tape's output structure: the step returned the value of this slot (or, negative, input −k−1)."""
+
+
+def _map(structure: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``structure`` (tensors in tuples, lists and dicts) with ``leaf`` applied to every tensor or slot."""
+    if isinstance(structure, (Tensor, _Slot)):
+        return leaf(structure)
     if isinstance(structure, (tuple, list)):
-        return type(structure)(_outputs(s, tape, slots) for s in structure)
+        return type(structure)(_map(s, leaf) for s in structure)
     if isinstance(structure, dict):
-        return {k: _outputs(v, tape, slots) for k, v in structure.items()}
+        return {k: _map(v, leaf) for k, v in structure.items()}
     return structure
+
+
+def _outputs(structure: Any, inputs: tuple, values: list) -> Any:
+    """The step's outputs for this replay: each slot's new value as a tensor without a graph."""
+    def fresh(s: Any) -> Any:
+        if isinstance(s, _Slot):
+            return Tensor._make(values[s], None) if s >= 0 else inputs[-s - 1]
+        return s  # a live tensor (a parameter, say) returned as itself
+
+    return _map(structure, fresh)
 
 
 def _signature(args: tuple) -> tuple:
@@ -261,19 +277,10 @@ class CapturedStep:
         finally:
             _recording.pop()
             _function._tape = _tensor._tape = None
-        tape.keep = []  # the capture's activations are no longer needed; the output structure keeps its ids
-        self.tapes[key] = (tape, out)
-        return _detached(out)
-
-
-def _detached(structure: Any) -> Any:
-    if isinstance(structure, Tensor):
-        return structure.detach()
-    if isinstance(structure, (tuple, list)):
-        return type(structure)(_detached(s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: _detached(v) for k, v in structure.items()}
-    return structure
+        # outputs become slot numbers, so the tape keeps no tensor, graph or activation of the capture run
+        self.tapes[key] = (tape, _map(out, tape.slot_number))
+        tape.keep, tape.slot_of, tape.input_of = [], {}, {}
+        return _map(out, Tensor.detach)
 
 
 def capture(fn: Callable[..., Any]) -> CapturedStep:
