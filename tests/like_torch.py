@@ -1,5 +1,5 @@
-"""The check shared by the shape and indexing tests: a deltagrad function and its PyTorch counterpart give
-the same forward values and, for one random upstream gradient, the same input gradient (float64)."""
+"""Checks shared by the op tests: a deltagrad result and its PyTorch counterpart give the same forward
+values and, for one random upstream gradient, the same input gradients (float64)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ def check_like_torch(f_dg, f_torch, a=X, seed=0):
     ours.backward(dg.tensor(v))
     theirs.backward(torch.tensor(v))
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def same_as_torch(ours, theirs, pairs, rng, rtol=1e-10, atol=1e-12):
+    """Forward values, then the gradients of every (ours, theirs) input pair for one random cotangent."""
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=rtol, atol=atol)
+    v = rng.standard_normal(ours.shape).astype(ours.dtype)
+    ours.backward(dg.tensor(v))
+    theirs.backward(torch.tensor(v))
+    for a, b in pairs:
+        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=rtol, atol=atol)

@@ -8,6 +8,7 @@ import pytest
 
 import deltagrad as dg
 import deltagrad.nn.functional as F
+from like_torch import same_as_torch
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -18,17 +19,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
 def _pair(rng, *shape, dtype=np.float64):
     a = rng.standard_normal(shape).astype(dtype)
     return dg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
-
-
-def _check(ours, theirs, tensors, rng, rtol=1e-10, atol=1e-12):
-    """Forward values, then the gradients of every (ours, theirs) input pair for one random cotangent."""
-    assert ours.shape == tuple(theirs.shape)
-    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=rtol, atol=atol)
-    v = rng.standard_normal(ours.shape).astype(ours.dtype)
-    ours.backward(dg.tensor(v))
-    theirs.backward(torch.tensor(v))
-    for a, b in tensors:
-        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=rtol, atol=atol)
 
 
 CONV2D = [
@@ -54,7 +44,7 @@ def test_conv2d_matches_torch(rng, kw, kernel, bias):
     w, tw = _pair(rng, 4, 4 // groups, *kernel)
     b, tb = _pair(rng, 4) if bias else (None, None)
     tensors = [(x, tx), (w, tw)] + ([(b, tb)] if bias else [])
-    _check(F.conv2d(x, w, b, **kw), TF.conv2d(tx, tw, tb, **kw), tensors, rng)
+    same_as_torch(F.conv2d(x, w, b, **kw), TF.conv2d(tx, tw, tb, **kw), tensors, rng)
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(dilation=3, padding=2), dict(padding="same"),
@@ -63,17 +53,17 @@ def test_conv1d_matches_torch(rng, kw):
     x, tx = _pair(rng, 3, 6, 11)
     w, tw = _pair(rng, 3, 6 // kw.get("groups", 1), 4)
     b, tb = _pair(rng, 3)
-    _check(F.conv1d(x, w, b, **kw), TF.conv1d(tx, tw, tb, **kw), [(x, tx), (w, tw), (b, tb)], rng)
+    same_as_torch(F.conv1d(x, w, b, **kw), TF.conv1d(tx, tw, tb, **kw), [(x, tx), (w, tw), (b, tb)], rng)
 
 
 def test_conv3d_and_unbatched_inputs(rng):
     x, tx = _pair(rng, 2, 5, 4, 6)
     w, tw = _pair(rng, 3, 2, 2, 3, 2)
-    _check(dg.conv3d(x[None], w, stride=(1, 2, 1)), TF.conv3d(tx[None], tw, stride=(1, 2, 1)), [(x, tx), (w, tw)],
-           rng)
+    same_as_torch(dg.conv3d(x[None], w, stride=(1, 2, 1)), TF.conv3d(tx[None], tw, stride=(1, 2, 1)),
+                  [(x, tx), (w, tw)], rng)
     x, tx = _pair(rng, 3, 7, 7)   # unbatched (C, H, W)
     w, tw = _pair(rng, 2, 3, 3, 3)
-    _check(F.conv2d(x, w, padding=1), TF.conv2d(tx, tw, padding=1), [(x, tx), (w, tw)], rng)
+    same_as_torch(F.conv2d(x, w, padding=1), TF.conv2d(tx, tw, padding=1), [(x, tx), (w, tw)], rng)
 
 
 def test_conv_float32_stays_float32(rng):
@@ -126,8 +116,8 @@ def test_conv_output_channels_off_the_blas_tile(rng, out_channels):
     x, tx = _pair(rng, 3, 2, 9, 8)
     w, tw = _pair(rng, out_channels, 2, 3, 3)
     b, tb = _pair(rng, out_channels)
-    _check(F.conv2d(x, w, b), TF.conv2d(tx, tw, tb), [(x, tx), (w, tw), (b, tb)], rng)
-    _check(F.conv2d(x, w, None, padding=1), TF.conv2d(tx, tw, None, padding=1), [(x, tx), (w, tw)], rng)
+    same_as_torch(F.conv2d(x, w, b), TF.conv2d(tx, tw, tb), [(x, tx), (w, tw), (b, tb)], rng)
+    same_as_torch(F.conv2d(x, w, None, padding=1), TF.conv2d(tx, tw, None, padding=1), [(x, tx), (w, tw)], rng)
 
 
 def _lenet_features(lib, f, x, w1, b1, w2, b2):
@@ -149,7 +139,7 @@ def test_conv_relu_pool_chain_matches_torch(rng, dtype):
     ours = _lenet_features(dg, F, x, w1, b1, w2, b2)
     theirs = _lenet_features(torch, TF, tx, tw1, tb1, tw2, tb2)
     assert ours.dtype == dtype
-    _check(ours, theirs, [(x, tx), (w1, tw1), (b1, tb1), (w2, tw2), (b2, tb2)], rng, **tol)
+    same_as_torch(ours, theirs, [(x, tx), (w1, tw1), (b1, tb1), (w2, tw2), (b2, tb2)], rng, **tol)
 
 
 def test_conv_and_pool_accept_any_input_layout(rng):
@@ -159,7 +149,7 @@ def test_conv_and_pool_accept_any_input_layout(rng):
         x, tx = dg.tensor(view, requires_grad=True), torch.tensor(np.ascontiguousarray(view), requires_grad=True)
         w, tw = _pair(rng, 6, view.shape[1], 3, 2)
         y, ty = F.conv2d(x, w, stride=(1, 2), padding=1), TF.conv2d(tx, tw, stride=(1, 2), padding=1)
-        _check(F.max_pool2d(y, 2, ceil_mode=True), TF.max_pool2d(ty, 2, ceil_mode=True), [(x, tx), (w, tw)], rng)
+        same_as_torch(F.max_pool2d(y, 2, ceil_mode=True), TF.max_pool2d(ty, 2, ceil_mode=True), [(x, tx), (w, tw)], rng)
 
 
 def test_conv_output_is_batch_last_and_pooling_keeps_layouts(rng):
@@ -189,24 +179,24 @@ MAX2D = [
 @pytest.mark.parametrize("kw", MAX2D, ids=str)
 def test_max_pool2d_matches_torch(rng, kw):
     x, tx = _pair(rng, 2, 3, 9, 8)
-    _check(F.max_pool2d(x, **kw), TF.max_pool2d(tx, **kw), [(x, tx)], rng)
+    same_as_torch(F.max_pool2d(x, **kw), TF.max_pool2d(tx, **kw), [(x, tx)], rng)
 
 
 @pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1),
                                 dict(kernel_size=2, dilation=3, ceil_mode=True)], ids=str)
 def test_max_pool1d_matches_torch(rng, kw):
     x, tx = _pair(rng, 3, 2, 10)
-    _check(F.max_pool1d(x, **kw), TF.max_pool1d(tx, **kw), [(x, tx)], rng)
+    same_as_torch(F.max_pool1d(x, **kw), TF.max_pool1d(tx, **kw), [(x, tx)], rng)
 
 
 def test_max_pool_padding_is_minus_infinity_and_ties_go_first(rng):
     a = -np.abs(rng.standard_normal((1, 2, 5, 5))) - 1.0     # all negative: zero padding would win
     x, tx = dg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
-    _check(F.max_pool2d(x, 3, 2, 1), TF.max_pool2d(tx, 3, 2, 1), [(x, tx)], rng)
+    same_as_torch(F.max_pool2d(x, 3, 2, 1), TF.max_pool2d(tx, 3, 2, 1), [(x, tx)], rng)
     ties = np.zeros((1, 1, 4, 4))
     ties[0, 0, 1:3, 1:3] = 5.0                                 # equal maxima in every window
     x, tx = dg.tensor(ties, requires_grad=True), torch.tensor(ties, requires_grad=True)
-    _check(F.max_pool2d(x, 2, 1), TF.max_pool2d(tx, 2, 1), [(x, tx)], rng)
+    same_as_torch(F.max_pool2d(x, 2, 1), TF.max_pool2d(tx, 2, 1), [(x, tx)], rng)
 
 
 @pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)], ids=str)
@@ -260,14 +250,14 @@ AVG2D = [
 @pytest.mark.parametrize("kw", AVG2D, ids=str)
 def test_avg_pool2d_matches_torch(rng, kw):
     x, tx = _pair(rng, 2, 3, 9, 8)
-    _check(F.avg_pool2d(x, **kw), TF.avg_pool2d(tx, **kw), [(x, tx)], rng)
+    same_as_torch(F.avg_pool2d(x, **kw), TF.avg_pool2d(tx, **kw), [(x, tx)], rng)
 
 
 @pytest.mark.parametrize("kw", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True,
                                                           count_include_pad=False)], ids=str)
 def test_avg_pool1d_matches_torch(rng, kw):
     x, tx = _pair(rng, 3, 2, 10)
-    _check(F.avg_pool1d(x, **kw), TF.avg_pool1d(tx, **kw), [(x, tx)], rng)
+    same_as_torch(F.avg_pool1d(x, **kw), TF.avg_pool1d(tx, **kw), [(x, tx)], rng)
 
 
 def test_pool_errors():

@@ -10,6 +10,7 @@ import pytest
 
 import deltagrad as dg
 import deltagrad.nn.functional as F
+from like_torch import same_as_torch
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -17,15 +18,6 @@ TF = torch.nn.functional
 
 def _t(a, grad=False):
     return dg.tensor(a, requires_grad=grad), torch.tensor(a, requires_grad=grad)
-
-
-def _compare(ours, theirs, pairs, rng, rtol=1e-10, atol=1e-12):
-    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=rtol, atol=atol)
-    v = rng.standard_normal(ours.shape).astype(ours.dtype)
-    ours.backward(dg.tensor(v))
-    theirs.backward(torch.tensor(v))
-    for a, b in pairs:
-        np.testing.assert_allclose(a.grad.data, b.grad.numpy(), rtol=rtol, atol=atol)
 
 
 CE_CASES = list(itertools.product(["mean", "sum", "none"], [False, True], [None, 1], [0.0, 0.25]))
@@ -42,7 +34,7 @@ def test_cross_entropy_class_targets(rng, reduction, weighted, ignore, smoothing
     kw = dict(reduction=reduction, label_smoothing=smoothing, ignore_index=-100 if ignore is None else ignore)
     ours = F.cross_entropy(x, dg.tensor(y), None if w is None else dg.tensor(w), **kw)
     theirs = TF.cross_entropy(tx, torch.tensor(y), None if w is None else torch.tensor(w), **kw)
-    _compare(ours, theirs, [(x, tx)], rng)
+    same_as_torch(ours, theirs, [(x, tx)], rng)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -54,7 +46,7 @@ def test_cross_entropy_probability_targets(rng, reduction, smoothing):
     kw = dict(reduction=reduction, label_smoothing=smoothing)
     ours = F.cross_entropy(x, p, dg.tensor(w), **kw)
     theirs = TF.cross_entropy(tx, tp, torch.tensor(w), **kw)
-    _compare(ours, theirs, [(x, tx), (p, tp)], rng)
+    same_as_torch(ours, theirs, [(x, tx), (p, tp)], rng)
 
 
 def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n(rng):
@@ -71,8 +63,8 @@ def test_cross_entropy_unbatched_and_all_ignored(rng):
     x, tx = _t(rng.standard_normal(4), grad=True)
     for reduction in ["mean", "none"]:
         x.grad = tx.grad = None
-        _compare(F.cross_entropy(x, dg.tensor(np.array(2)), reduction=reduction),
-                 TF.cross_entropy(tx, torch.tensor(2), reduction=reduction), [(x, tx)], rng)
+        same_as_torch(F.cross_entropy(x, dg.tensor(np.array(2)), reduction=reduction),
+                      TF.cross_entropy(tx, torch.tensor(2), reduction=reduction), [(x, tx)], rng)
     ours = F.cross_entropy(dg.tensor(rng.standard_normal((2, 3))), dg.tensor(np.array([-100, -100])))
     assert np.isnan(ours.item())  # 0 / 0, as torch
 
@@ -99,7 +91,7 @@ def test_softmax_with_minus_infinity_matches_torch(rng):
     a = rng.standard_normal((3, 4))
     a[0, 1] = a[1, :2] = -np.inf            # masked positions, as in attention
     x, tx = _t(a, grad=True)
-    _compare(dg.softmax(x, 1), torch.softmax(tx, 1), [(x, tx)], rng)
+    same_as_torch(dg.softmax(x, 1), torch.softmax(tx, 1), [(x, tx)], rng)
     x, tx = _t(a, grad=True)
     ours, theirs = x.log_softmax(1), torch.log_softmax(tx, 1)
     np.testing.assert_allclose(ours.data, theirs.detach().numpy())
@@ -116,8 +108,8 @@ def test_nll_loss_matches_torch(rng, reduction):
     y[2, 1] = -1
     w = rng.uniform(0.5, 2, 4)
     kw = dict(reduction=reduction, ignore_index=-1)
-    _compare(F.nll_loss(x, dg.tensor(y), dg.tensor(w), **kw), TF.nll_loss(tx, torch.tensor(y), torch.tensor(w), **kw),
-             [(x, tx)], rng)
+    same_as_torch(F.nll_loss(x, dg.tensor(y), dg.tensor(w), **kw),
+                  TF.nll_loss(tx, torch.tensor(y), torch.tensor(w), **kw), [(x, tx)], rng)
 
 
 def test_log_softmax_then_nll_equals_cross_entropy(rng):
@@ -133,8 +125,8 @@ def test_bce_matches_torch_including_targets_and_weights(rng, reduction):
     x, tx = _t(rng.uniform(0.01, 0.99, (4, 3)), grad=True)
     y, ty = _t(rng.uniform(0, 1, (4, 3)), grad=True)
     w = rng.uniform(0.5, 2, 3)
-    _compare(F.binary_cross_entropy(x, y, dg.tensor(w), reduction=reduction),
-             TF.binary_cross_entropy(tx, ty, torch.tensor(w), reduction=reduction), [(x, tx), (y, ty)], rng)
+    same_as_torch(F.binary_cross_entropy(x, y, dg.tensor(w), reduction=reduction),
+                  TF.binary_cross_entropy(tx, ty, torch.tensor(w), reduction=reduction), [(x, tx), (y, ty)], rng)
 
 
 def test_bce_clamps_the_log_at_minus_100():
@@ -165,7 +157,7 @@ def test_bce_with_logits_matches_torch(rng, reduction, pos_weight):
                                               **kw)
     theirs = TF.binary_cross_entropy_with_logits(tx, ty, torch.tensor(w),
                                                  pos_weight=None if pw is None else torch.tensor(pw), **kw)
-    _compare(ours, theirs, [(x, tx)] + ([] if pos_weight else [(y, ty)]), rng)
+    same_as_torch(ours, theirs, [(x, tx)] + ([] if pos_weight else [(y, ty)]), rng)
 
 
 def test_bce_with_logits_is_finite_for_huge_logits():
@@ -187,7 +179,8 @@ def test_bce_with_logits_is_finite_for_huge_logits():
 def test_mse_matches_torch_with_target_gradient(rng, reduction):
     x, tx = _t(rng.standard_normal((3, 4)), grad=True)
     y, ty = _t(rng.standard_normal((3, 4)), grad=True)
-    _compare(F.mse_loss(x, y, reduction=reduction), TF.mse_loss(tx, ty, reduction=reduction), [(x, tx), (y, ty)], rng)
+    same_as_torch(F.mse_loss(x, y, reduction=reduction), TF.mse_loss(tx, ty, reduction=reduction),
+                  [(x, tx), (y, ty)], rng)
 
 
 def test_euclidean_loss_is_half_the_squared_norm(rng):
@@ -255,4 +248,4 @@ def test_cross_entropy_fast_path_layouts_and_target_dtypes(rng, n, c, order, tdt
         x.data = np.asarray(x.data, order=order)
         ours = F.cross_entropy(x, dg.tensor(y), reduction=reduction)
         theirs = TF.cross_entropy(tx, torch.tensor(y.astype(np.int64)), reduction=reduction)
-        _compare(ours, theirs, [(x, tx)], rng)
+        same_as_torch(ours, theirs, [(x, tx)], rng)
