@@ -1,5 +1,6 @@
-"""backend.scatter_add against numpy.add.at: the same sums for every index form the ops use (repeated indices
-accumulating), in the target's dtype, through both its flat-position path and the plain one."""
+"""The backend's own kernels against NumPy: scatter_add against numpy.add.at (the same sums for every index form
+the ops use, repeated indices accumulating, in the target's dtype, through both its flat-position path and the
+plain one), axpby against NumPy's passes, sliding windows, the allocator setting."""
 
 from __future__ import annotations
 
@@ -165,3 +166,54 @@ def test_sliding_windows_equal_numpys_view(shape, window, axes):
     assert not got.flags.writeable
     with pytest.raises(ValueError, match="does not fit"):
         backend.sliding_windows(x, (shape[axes[0]] + 1,), axes[:1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [7, backend.BLAS_AXPBY_MIN, 3 * backend.BLAS_AXPBY_MIN + 5])
+def test_axpby_is_y_times_beta_plus_alpha_x_in_place(n, dtype):
+    r = np.random.default_rng(n)
+    x, y = r.standard_normal(n).astype(dtype), r.standard_normal(n).astype(dtype)
+    alpha, beta = dtype(-0.05), dtype(0.9)
+    want = y * beta + alpha * x
+    target = y
+    backend.axpby(alpha, x, beta, y)
+    assert y is target and y.dtype == dtype
+    np.testing.assert_allclose(y, want, rtol=2 * np.finfo(dtype).eps, atol=2 * np.finfo(dtype).eps)
+
+
+def test_axpby_takes_blas_for_large_arrays_where_numpys_openblas_is_found():
+    import platform
+
+    if platform.system() == "Linux" and platform.machine() == "x86_64" and np.__version__ >= "2":
+        assert set(backend._blas_axpby) == {backend.float32, backend.float64}  # NumPy's wheels ship it
+
+
+@pytest.mark.parametrize("alpha, beta", [(0.0, 0.9), (-0.1, 0.0), (-0.1, 1.0)])
+def test_axpby_zero_factors_keep_nan_as_numpy_does(alpha, beta):
+    n = 2 * backend.BLAS_AXPBY_MIN
+    x, y = np.ones(n, np.float32), np.ones(n, np.float32)
+    x[3] = y[5] = np.nan
+    backend.axpby(np.float32(alpha), x, np.float32(beta), y)
+    want = np.ones(n, np.float32) * np.float32(beta) + np.float32(alpha) * x
+    want[5] = np.nan  # 0·NaN is NaN, and a NaN in y stays
+    np.testing.assert_array_equal(y, want)
+
+
+def test_axpby_on_non_contiguous_arrays_uses_numpy():
+    n = 4 * backend.BLAS_AXPBY_MIN
+    x, base = np.arange(n, dtype=np.float32), np.ones(2 * n, np.float32)
+    y = base[::2]
+    backend.axpby(np.float32(2), x, np.float32(3), y)
+    np.testing.assert_array_equal(y, 3 + 2 * x)
+    assert (base[1::2] == 1).all()
+
+
+def test_blas_axpby_can_be_turned_off():
+    import os
+    import subprocess
+    import sys
+
+    code = "import deltagrad.backend as b; print(len(b._blas_axpby))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "DELTAGRAD_BLAS_AXPBY": "0"})
+    assert out.stdout.strip() == "0"

@@ -41,6 +41,11 @@ class Function:
     examples: Callable[[Any], list] | None = None
     _hooks: list | None = None
     _freed = False  # set once backward has released what forward saved
+    # what a context replayed by a captured step (autograd/tape.py) holds: arrays only, no graph to check
+    _inputs: tuple = ()
+    _versions: tuple = ()
+    _out_version = ([0], 0)
+    _create_graph = False
 
     # -- the two halves each op defines ----------------------------------------------------------------
     def forward(ctx, *args: Any, **params: Any) -> Any:

@@ -159,61 +159,98 @@ def replayed(method: Callable) -> Callable:
     return wrapper
 
 
-def _replay(tape: _Tape, inputs: tuple, structure: Any) -> Any:
-    """Run the recorded events on ``inputs``; returns the step's output structure with fresh values."""
-    values: list[Any] = [None] * tape.n_slots   # each op's output array
-    nodes: list[Any] = [None] * tape.n_slots    # each recorded op's context, for its backward
-    new = object.__new__
+def _compile(tape: _Tape, structure: Any) -> tuple[Callable[..., Any], str]:
+    """Turn the tape into straight-line Python: one statement per forward rule, backward rule and gradient.
+
+    What the engine decides at run time (which node comes next, where each gradient goes, when a slot's
+    gradients are complete) is decided here, once. The source is kept (``CapturedStep.code``) so that the
+    replayed step can be read. Returns the function ``(inputs) -> outputs`` and its source.
+    """
+    names: dict[str, Any] = {"new": object.__new__, "sum_to": sum_to, "store": store_leaf_grad, "pad": _pad,
+                             "outputs": _outputs, "structure": structure}
+    body: list[str] = []
+    emit = body.append
+
+    bound: dict[tuple[str, int], str] = {}
+
+    def bind(prefix: str, value: Any) -> str:
+        """A name in the function's globals for a value fixed at capture (a parameter, a class, a constant)."""
+        key = bound.get((prefix, id(value)))
+        if key is None:
+            key = bound[prefix, id(value)] = f"{prefix}_{len(names)}"
+            names[key] = value
+        return key
+
+    def arg(src: tuple) -> str:
+        kind, ref = src
+        if kind == INPUT:
+            return f"inputs[{ref}].data"
+        if kind == SLOT:
+            return f"v{ref}"
+        if kind == LIVE:  # read at every replay: an optimizer or load_state_dict may rebind .data
+            return f"{bind('t', ref)}.data"
+        return bind("k", ref)
+
     for ev in tape.events:
-        kind = ev[0]
-        if kind == "op":
+        if ev[0] == "op":
             _, cls, sources, params, slot, needs, _node = ev
-            arrays = tuple([inputs[s[1]].data if s[0] == INPUT else values[s[1]] if s[0] == SLOT
-                            else s[1].data if s[0] == LIVE else s[1] for s in sources])
-            ctx = new(cls)
-            out = cls.forward(ctx, *arrays, **params)
-            if needs is not None:
-                ctx._arrays = arrays
-                ctx._out = out
-                ctx._inputs = ctx._versions = ()
-                ctx._out_version = _REPLAY_VERSION
-                ctx._create_graph = False
-                ctx.needs_input_grad = needs
-                nodes[slot] = ctx
-            values[slot] = out
-        elif kind == "backward":
-            _replay_backward(ev[1], ev[2], nodes)
+            call = f"{bind(cls.__name__, cls)}.forward"
+            kw = f", **{bind('p', params)}" if params else ""
+            args = ", ".join(arg(s) for s in sources)
+            emit(f"# {cls.__name__}")
+            if needs is None:
+                emit(f"v{slot} = {call}(new({bind(cls.__name__, cls)}), {args}{kw})")
+                continue
+            emit(f"a{slot} = ({args}{',' if len(sources) == 1 else ''})")
+            emit(f"c{slot} = new({bind(cls.__name__, cls)})")
+            emit(f"v{slot} = {call}(c{slot}, *a{slot}{kw})")
+            emit(f"c{slot}._arrays, c{slot}._out, c{slot}.needs_input_grad = a{slot}, v{slot}, {tuple(needs)!r}")
+        elif ev[0] == "backward":
+            _compile_backward(ev[1], ev[2], emit, bind)
         else:
-            ev[1](*ev[2], **ev[3])
-    return _outputs(structure, inputs, values)
+            _, fn, args, kwargs = ev
+            kw = f", **{bind('p', kwargs)}" if kwargs else ""
+            emit(f"{bind('f', fn)}(*{bind('a', args)}{kw})  # {getattr(fn, '__qualname__', fn)}")
+    slots = sorted({int(s) for s in _slots_in(structure) if isinstance(s, _Slot) and s >= 0})
+    emit(f"return outputs(structure, inputs, {{{', '.join(f'{s}: v{s}' for s in slots)}}})")
+    source = "def replay(inputs):\n" + "".join(f"    {line}\n" for line in body)
+    namespace = dict(names)
+    exec(compile(source, "<captured step>", "exec"), namespace)  # noqa: S102 - our own generated source
+    return namespace["replay"], source
 
 
-_REPLAY_VERSION = ([0], 0)  # replays make no Tensors, so nothing can change a saved value in place
-
-
-def _replay_backward(plan: list, seeds: list, nodes: list) -> None:
-    """The engine's reverse pass, with the order and every gradient's destination decided at capture."""
-    grads: dict[int, Any] = {slot: seed.copy() for slot, seed in seeds}  # a rule may scale its g in place
-    owned: set[int] = set()
+def _compile_backward(plan: list, seeds: list, emit: Callable[[str], None], bind: Callable[..., str]) -> None:
+    """The engine's reverse pass for a fixed node order: a slot's gradient is complete when its node comes."""
+    pending = {slot for slot, _ in plan}
+    emit("# backward")
+    emit("owned = set()")
+    for slot in pending:
+        emit(f"g{slot} = None")
+    for slot, seed in seeds:
+        emit(f"g{slot} = {bind('s', seed)}.copy()  # the seed; a rule may scale its g in place")
     for slot, dests in plan:
-        g = grads.pop(slot, None)
-        if g is None:
-            continue
-        gin = nodes[slot].backward(g)
-        if not isinstance(gin, tuple):
-            gin = (gin,)
-        for dest, gi in zip(dests, gin):
-            if dest is None or gi is None:
+        emit(f"if g{slot} is not None:")
+        emit(f"    r = c{slot}.backward(g{slot})")
+        emit(f"    if type(r) is not tuple or len(r) < {len(dests)}: r = pad(r, {len(dests)})")
+        for i, dest in enumerate(dests):
+            if dest is None:
                 continue
             kind, target, shape, dtype = dest
-            if gi.shape != shape:
-                gi = sum_to(gi, shape)
-            if gi.dtype != dtype:
-                gi = gi.astype(dtype)
+            emit(f"    gi = r[{i}]")
+            emit("    if gi is not None:")
+            emit(f"        if gi.shape != {shape!r}: gi = sum_to(gi, {shape!r})")
+            emit(f"        if gi.dtype != {bind('d', dtype)}: gi = gi.astype({bind('d', dtype)})")
             if kind == SLOT:
-                grads[target] = gi if target not in grads else grads[target] + gi
+                emit(f"        g{target} = gi if g{target} is None else g{target} + gi")
             else:
-                store_leaf_grad(target, gi, owned)
+                emit(f"        store({bind('t', target)}, gi, owned)")
+        emit(f"g{slot} = c{slot} = a{slot} = r = gi = None  # free what this node held")
+
+
+def _pad(r: Any, n: int) -> tuple:
+    """A backward's result as an n-tuple (the engine allows one array, or fewer gradients than inputs)."""
+    r = r if type(r) is tuple else (r,)
+    return r + (None,) * (n - len(r))
 
 
 class _Slot(int):
@@ -231,7 +268,7 @@ def _map(structure: Any, leaf: Callable[[Any], Any]) -> Any:
     return structure
 
 
-def _outputs(structure: Any, inputs: tuple, values: list) -> Any:
+def _outputs(structure: Any, inputs: tuple, values: dict[int, Any]) -> Any:
     """The step's outputs for this replay: each slot's new value as a tensor without a graph."""
     def fresh(s: Any) -> Any:
         if isinstance(s, _Slot):
@@ -239,6 +276,12 @@ def _outputs(structure: Any, inputs: tuple, values: list) -> Any:
         return s  # a live tensor (a parameter, say) returned as itself
 
     return _map(structure, fresh)
+
+
+def _slots_in(structure: Any) -> list[Any]:
+    found: list[Any] = []
+    _map(structure, found.append)
+    return found
 
 
 def _signature(args: tuple) -> tuple:
@@ -254,15 +297,21 @@ class CapturedStep:
         self.tapes: dict[tuple, tuple[_Tape, Any]] = {}
 
     def __call__(self, *args: Any) -> Any:
-        args = tuple(a if isinstance(a, Tensor) else Tensor(a) if isinstance(a, np.ndarray) else a for a in args)
-        key = _signature(args)
+        key = []
+        for a in args:  # the common case, tensors only, without the conversions of the general one
+            if not isinstance(a, Tensor):
+                args = tuple(Tensor(a) if isinstance(a, np.ndarray) else a for a in args)
+                key = _signature(args)
+                break
+            data = a.data
+            key.append((data.shape, data.dtype))
+        key = tuple(key)
         entry = self.tapes.get(key)
         if entry is None:
             return self._capture(key, args)
-        tape, structure = entry
         token = quiet_floating_point()
         try:
-            return _replay(tape, args, structure)
+            return entry[0].run(args)
         finally:
             restore_floating_point(token)
 
@@ -278,9 +327,16 @@ class CapturedStep:
             _recording.pop()
             _function._tape = _tensor._tape = None
         # outputs become slot numbers, so the tape keeps no tensor, graph or activation of the capture run
-        self.tapes[key] = (tape, _map(out, tape.slot_number))
+        structure = _map(out, tape.slot_number)
+        tape.run, tape.source = _compile(tape, structure)
+        self.tapes[key] = (tape, structure)
         tape.keep, tape.slot_of, tape.input_of = [], {}, {}
         return _map(out, Tensor.detach)
+
+    @property
+    def code(self) -> str:
+        """The Python each replay runs (one function per captured input signature), for reading."""
+        return "\n".join(tape.source for tape, _ in self.tapes.values())
 
 
 def capture(fn: Callable[..., Any]) -> CapturedStep:
