@@ -8,7 +8,7 @@ Gradients of broadcast inputs come back in the output's shape; the engine sums t
 from __future__ import annotations
 
 from deltagrad.autograd.function import Function, defop
-from deltagrad.backend import xp
+from deltagrad.backend import relu_backward, xp
 from deltagrad.ops._util import const, randn
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
@@ -235,11 +235,7 @@ class ReLU(Function):
 
     def backward(ctx, g):
         if type(g) is xp.ndarray:
-            # the mask in g's dtype, then multiplied in place: a float×float loop instead of float×bool,
-            # which casts the bool through a buffer (32×128: 1.9 µs against 2.1; 128×512: 12.3 against 13.6)
-            dx = (ctx.result > 0).astype(g.dtype)
-            dx *= g
-            return dx
+            return relu_backward(g, ctx.result)
         return g * (const(ctx.result) > 0)
 
     examples = staticmethod(lambda r: [((randn(r, 3, 4),), {})])

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from deltagrad.autograd.function import Function, defop, is_tensor
-from deltagrad.backend import xp
+from deltagrad.backend import arange, softmax_cross_entropy, softmax_cross_entropy_backward, xp
 from deltagrad.ops._util import const, randn
 from deltagrad.ops.activation import log_softmax, softmax
 from deltagrad.ops.elementwise import abs, clamp, exp, log, relu, sigmoid
-from deltagrad.ops.linalg import _ones
 from deltagrad.ops.reduce import sum
 from deltagrad.ops.shape import reshape
 
@@ -156,29 +155,6 @@ def _class_targets(name: str, x, t, weight, ignore_index: int):
     return valid, safe, w_t
 
 
-_UNSIGNED = {n: xp.dtype(f"u{n}") for n in (1, 2, 4, 8)}  # built once: parsing "u8" each call cost 0.2 µs
-
-
-def _all_below(t, c: int) -> bool:
-    """0 ≤ t < c everywhere, with one reduction: negative integers viewed as unsigned are huge."""
-    return bool(xp.maximum.reduce(t.view(_UNSIGNED[t.itemsize]) if t.dtype.kind == "i" else t) < c)
-
-
-_ROWS: dict[tuple[int, int], Any] = {}
-
-
-def _rows(n: int, step: int = 1):
-    """arange(n) · step, kept: the row index (or the flat offset of each row) of the target picks, the same
-    every step."""
-    rows = _ROWS.get((n, step))
-    if rows is None:
-        if len(_ROWS) > 64:
-            _ROWS.clear()
-        rows = _ROWS[n, step] = xp.arange(n) * step
-        rows.flags.writeable = False
-    return rows
-
-
 def _onehot(safe, values, shape):
     """Zeros of ``shape`` (N, C, *d) with ``values`` (N, *d) at each target class."""
     a = xp.zeros(shape, values.dtype)
@@ -206,8 +182,10 @@ class CrossEntropy(Function):
         ctx.reduction, ctx.dtype = reduction, input.dtype
         if (input.ndim == 2 and target.ndim == 1 and target.dtype.kind in "iu" and weight is None
                 and not label_smoothing and len(target) == len(input) and len(target)
-                and _all_below(target, input.shape[1]) and not 0 <= ignore_index < input.shape[1]):
-            return ctx._simple(input, target)
+                and not 0 <= ignore_index < input.shape[1]):
+            loss = ctx._simple(input, target)
+            if loss is not None:
+                return loss
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
         probabilities = target.dtype.kind == "f"
@@ -242,22 +220,18 @@ class CrossEntropy(Function):
         return reduce_loss(loss, reduction, den)
 
     def _simple(ctx, x, t):
-        """The hot path of a classifier's training step: (N, C) logits, class indices all in range, no weights or
-        smoothing. ℓᵢ = log Σ e^zᵢ − zᵢ[yᵢ] with z = x − max x; the softmax is formed in backward."""
-        if x.shape[1] <= 128 and len(x) >= 16:
-            # few classes: the row maxima as a reduction down xᵀ made contiguous, since NumPy reduces each short
-            # row in a loop of its own (32×10: 1.3 µs against 2.1; 128×10: 1.6 against 6.0; 1000 classes lose)
-            z = x - xp.maximum.reduce(xp.ascontiguousarray(x.T), axis=0)[:, None]
-        else:
-            z = x - x.max(axis=1, keepdims=True)
-        e = xp.exp(z)
-        # Σ_c e as e @ ones: BLAS sums short rows faster than NumPy's row reduction (32×10: 0.5 µs against 1.2)
-        sum_e = xp.dot(e, _ones(e.shape[1], e.dtype))
-        rows = _rows(len(t))
-        loss = xp.log(sum_e) - z[rows, t]
+        """The hot path of a classifier's training step: (N, C) logits, no weights or smoothing, class indices
+        that turn out all in range (None otherwise). ℓᵢ = log Σ e^zᵢ − zᵢ[yᵢ] with z = x − max x, by the
+        backend's kernel; the softmax is formed in backward."""
+        out = softmax_cross_entropy(x, t, ctx.reduction == "none")
+        if out is None:
+            return None
+        loss, ctx.e, ctx.sum_e = out
         ctx.simple, ctx.probabilities, ctx.unbatched, ctx.eps = True, False, False, 0.0
-        ctx.e, ctx.sum_e, ctx.target, ctx.den = e, sum_e, (rows, t), len(t)
-        return loss if ctx.reduction == "none" else reduce_loss(loss, ctx.reduction, ctx.den)
+        ctx.target, ctx.den = (arange(len(t)), t), len(t)
+        if ctx.reduction == "none":
+            return loss
+        return xp.asarray(loss if ctx.reduction == "sum" else loss / ctx.den, dtype=x.dtype)
 
     def _weights(ctx, t, shape, dtype):
         """a (N, C, *d), the weight of each class's log-probability in each position's loss."""
@@ -280,15 +254,7 @@ class CrossEntropy(Function):
     def backward(ctx, g):
         s = scale(g, ctx.reduction, ctx.den)
         if ctx.simple and not ctx.create_graph:  # (softmax − onehot) · s without building the one-hot
-            rows, t = ctx.target
-            dx = ctx.e * (s / ctx.sum_e)[:, None]
-            # one flat index rows·C + t instead of a pair (1.1 µs against 1.75 at 32×10); signed t, as int64 + uint64
-            # would give floats
-            if dx.flags.c_contiguous and t.dtype.kind == "i":
-                dx.reshape(-1)[_rows(len(t), dx.shape[1]) + t] -= s
-            else:
-                dx[rows, t] -= s
-            return dx, None
+            return softmax_cross_entropy_backward(ctx.e, ctx.sum_e, ctx.target[1], s), None
         x, t = ctx.args[0], ctx.args[1]
         if ctx.unbatched:
             x = x.reshape(1, x.shape[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from deltagrad.backend import axpby
+from deltagrad.backend import BLAS_AXPBY_MIN, axpby, sgd_momentum_
 from deltagrad.optim.optimizer import Optimizer, Params, check_nonneg, new_buffer
 
 
@@ -43,6 +43,7 @@ class SGD(Optimizer):
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             wd, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
             state = self.state
+            small_p, small_g, small_b = [], [], []  # small parameters, their gradients and buffers: one call
             dtype = None
             for p in group["params"]:
                 grad = p.grad
@@ -68,9 +69,18 @@ class SGD(Optimizer):
                     if buf is None:
                         buf = st["momentum_buffer"] = new_buffer(p)
                         buf.data[...] = g
+                    elif data.size < BLAS_AXPBY_MIN:
+                        # small: all of them in one call (digits-mlp's 4 parameters: 11.5 µs -> 4 µs natively)
+                        small_p.append(data)
+                        small_g.append(g)
+                        small_b.append(buf.data)
+                        p._version[0] += 1
+                        continue
                     else:
                         axpby(undamped, g, momentum_t, buf.data)
                     g = g + momentum * buf.data if nesterov else buf.data
                 axpby(neg_lr, g, one, data)
                 p._version[0] += 1
+            if small_p:
+                sgd_momentum_(small_p, small_g, small_b, lr, momentum, dampening, nesterov)
         return loss
