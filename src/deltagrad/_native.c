@@ -1,7 +1,7 @@
 /* deltagrad._native: CPU kernels that each do the work of several NumPy calls.
  *
  * A small network's training step is bound by the cost of calls, not by arithmetic: NumPy spends about
- * 0.3-1 µs on each call whatever its size, and a softmax cross-entropy, a ReLU backward or a momentum
+ * 0.3-1 µs on each call whatever its size, and a softmax cross-entropy, a ReLU or a momentum
  * update of many small parameters are 3 to 16 calls each. These kernels do each in one. They are optional:
  * backend.py uses them when this module was built (pip builds it where a C compiler is found) and
  * DELTAGRAD_NATIVE is not 0, and does the same in NumPy otherwise. No derivative lives here: the ops and
@@ -183,6 +183,45 @@ done:
 
 /* ---- ReLU backward ----------------------------------------------------------------------------------- */
 
+/* relu_forward(x, out): out = max(x, 0) as NumPy's maximum against zeros (a NaN stays, −0 gives +0) */
+static PyObject *relu_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer x = {0}, out = {0};
+    PyObject *result = NULL;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "relu_forward(x, out)");
+        return NULL;
+    }
+    if (get_buffer(args[0], &x, 0, "x") < 0 || get_buffer(args[1], &out, 1, "out") < 0)
+        goto done;
+    enum kind k = kind_of(&x);
+    if ((k != F32 && k != F64) || kind_of(&out) != k || out.len != x.len) {
+        PyErr_SetString(PyExc_TypeError, "relu_forward: shapes or dtypes do not match");
+        goto done;
+    }
+    Py_ssize_t n = x.len / x.itemsize;
+    if (k == F32) {
+        const float *restrict xp = x.buf;
+        float *restrict op = out.buf;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            float v = xp[i];
+            op[i] = (v > 0 || v != v) ? v : 0.0f;
+        }
+    } else {
+        const double *restrict xp = x.buf;
+        double *restrict op = out.buf;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double v = xp[i];
+            op[i] = (v > 0 || v != v) ? v : 0.0;
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&x);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 /* relu_backward(g, y, out): out = g · [y > 0] (a product, as in NumPy: a NaN in g stays NaN) */
 static PyObject *relu_backward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -304,6 +343,8 @@ static PyMethodDef methods[] = {
      "softmax_xent_forward(x, t, e, sum_e, loss) -> total loss, or None if a target is out of range"},
     {"softmax_xent_backward", (PyCFunction)(void (*)(void))softmax_xent_backward, METH_FASTCALL,
      "softmax_xent_backward(e, sum_e, t, s, out): out = e * (s / sum_e) - s * onehot(t)"},
+    {"relu_forward", (PyCFunction)(void (*)(void))relu_forward, METH_FASTCALL,
+     "relu_forward(x, out): out = max(x, 0), NaN kept"},
     {"relu_backward", (PyCFunction)(void (*)(void))relu_backward, METH_FASTCALL,
      "relu_backward(g, y, out): out = g * (y > 0)"},
     {"sgd_momentum", (PyCFunction)(void (*)(void))sgd_momentum, METH_FASTCALL,

@@ -8,7 +8,7 @@ Gradients of broadcast inputs come back in the output's shape; the engine sums t
 from __future__ import annotations
 
 from deltagrad.autograd.function import Function, defop
-from deltagrad.backend import relu_backward, xp
+from deltagrad.backend import relu_backward, relu_forward, xp
 from deltagrad.ops._util import const, randn
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
@@ -216,22 +216,8 @@ class Sigmoid(Function):
 class ReLU(Function):
     """y = max(x, 0);  dx = g · [x > 0]"""
 
-    _zeros: dict = {}  # (shape, dtype) -> a kept read-only array of zeros
-
     def forward(ctx, x):
-        # against an array of zeros, not the scalar 0: NumPy's maximum has a vector loop only for two arrays
-        # (2x faster). For a row-major x the zeros are kept from step to step (no allocation and fill: 32×128
-        # in 0.6 µs against 1.8, 128×512 in 3.7 against 9.7); zeros_like keeps any other layout (a conv hands
-        # out batch-last views), as mixed layouts run slowly. Arrays over 2²⁰ elements are not kept (memory).
-        if type(x) is xp.ndarray and x.flags.c_contiguous and x.size <= 1 << 20:
-            zeros = ReLU._zeros.get((x.shape, x.dtype))
-            if zeros is None:
-                if len(ReLU._zeros) > 64:
-                    ReLU._zeros.clear()
-                zeros = ReLU._zeros[x.shape, x.dtype] = xp.zeros_like(x)
-                zeros.flags.writeable = False
-            return xp.maximum(x, zeros)
-        return xp.maximum(x, xp.zeros_like(x))
+        return relu_forward(x)
 
     def backward(ctx, g):
         if type(g) is xp.ndarray:
