@@ -87,6 +87,7 @@ def test_softmax_cross_entropy_leaves_out_of_range_targets_to_the_caller(bad, na
     x, t = np.zeros((4, 3), np.float32), np.array([0, 1, bad, 2])
     run = backend.softmax_cross_entropy if native else lambda *a: numpy_only(backend.softmax_cross_entropy, *a)
     assert run(x, t, False) is None
+    assert run(np.zeros((2, 0), np.float32), np.zeros(2, np.int64), True) is None  # no class at all
 
 
 @needs_native

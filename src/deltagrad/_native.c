@@ -78,7 +78,7 @@ static long long target_at(const Py_buffer *t, enum kind k, Py_ssize_t i)
 
 /* softmax_xent_forward(x (N, C), t (N,), e (N, C), sum_e (N,), loss (N,) or None) -> Σ loss, or None
  * when a target is outside [0, C) (the caller then takes its general path). With z = x − max x:
- * e = exp z, sum_e = Σ_c e, loss = log sum_e − z[t]. */
+ * e = exp z, sum_e = Σ_c e, loss = log sum_e − z[t]. (With no classes, no target is in range.) */
 static PyObject *softmax_xent_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer x = {0}, t = {0}, e = {0}, sum_e = {0}, loss = {0};
@@ -96,7 +96,7 @@ static PyObject *softmax_xent_forward(PyObject *self, PyObject *const *args, Py_
         PyErr_SetString(PyExc_TypeError, "x must be float32 or float64");
         goto done;
     }
-    if (x.ndim != 2 || x.shape[0] < 1 || x.shape[1] < 1 || (tk != I32 && tk != I64) || t.ndim != 1 ||
+    if (x.ndim != 2 || x.shape[0] < 1 || (tk != I32 && tk != I64) || t.ndim != 1 ||
         t.shape[0] != x.shape[0] || kind_of(&e) != xk || e.len != x.len || kind_of(&sum_e) != xk ||
         sum_e.shape[0] != x.shape[0] || (loss.buf && (kind_of(&loss) != xk || loss.len != sum_e.len))) {
         PyErr_SetString(PyExc_TypeError, "softmax_xent_forward: shapes or dtypes do not match");

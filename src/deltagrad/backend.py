@@ -123,35 +123,36 @@ _NATIVE_INTS = (numpy.dtype(numpy.int32), numpy.dtype(numpy.int64))
 
 # ---- in-place y ← αx + βy for optimizers: BLAS on large arrays ---------------------------------------------
 # An optimizer's update of a large parameter is memory-bound: NumPy's `b *= m; b += g; p -= lr * b` makes
-# four passes (one through a temporary) on one core, where BLAS's axpby and axpy make two, on every core
-# (mnist-mlp's 535k parameters: 58 µs against 124 per 400k-element update). NumPy does not export them,
-# so they are called in the OpenBLAS that NumPy's own wheels load (ILP64, symbols `scipy_cblas_?axpby64_`);
+# four passes (one through a temporary) on one core, where BLAS's axpby and axpy make two, axpy on every core
+# (a 400k-element momentum step: 52 µs against 124). NumPy does not export them, so they are called in the
+# OpenBLAS that NumPy's own wheels load (ILP64, symbols `scipy_cblas_?axpby64_`, `scipy_cblas_?axpy64_`);
 # where that library is not found (another build, another backend), NumPy does the same in its four passes.
 
 
-def _load_blas_axpby() -> dict:
+def _load_blas() -> dict:
+    """{(name, dtype): function} for axpby and axpy in NumPy's OpenBLAS, or {} where it is not found."""
     import ctypes
     import glob
 
     here = os.path.dirname(numpy.__file__)
-    kernels: dict = {}
     for path in sorted(glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*openblas64*")) +
                        glob.glob(os.path.join(here, ".dylibs", "*openblas64*"))):
+        kernels: dict = {}
         try:
             lib = ctypes.CDLL(path)  # already loaded by NumPy: this only looks up its symbols
-            for dtype, ctype, code in ((float32, ctypes.c_float, "s"), (float64, ctypes.c_double, "d")):
-                axpby = getattr(lib, f"scipy_cblas_{code}axpby64_")
-                axpby.restype = None
-                axpby.argtypes = [ctypes.c_int64, ctype, ctypes.c_void_p, ctypes.c_int64, ctype,
-                                  ctypes.c_void_p, ctypes.c_int64]
-                kernels[dtype] = axpby
+            for dtype, real, code in ((float32, ctypes.c_float, "s"), (float64, ctypes.c_double, "d")):
+                n, ptr = ctypes.c_int64, ctypes.c_void_p
+                for name, argtypes in (("axpby", [n, real, ptr, n, real, ptr, n]), ("axpy", [n, real, ptr, n, ptr, n])):
+                    fn = getattr(lib, f"scipy_cblas_{code}{name}64_")
+                    fn.restype, fn.argtypes = None, argtypes
+                    kernels[name, dtype] = fn
             return kernels
         except (OSError, AttributeError):
-            kernels = {}
-    return kernels
+            continue
+    return {}
 
 
-_blas_axpby = _load_blas_axpby() if os.environ.get("DELTAGRAD_BLAS_AXPBY", "1") != "0" else {}
+_blas = _load_blas() if os.environ.get("DELTAGRAD_BLAS_AXPBY", "1") != "0" else {}
 BLAS_AXPBY_MIN = 1 << 15  # elements: below this the foreign call costs more than NumPy's passes
 
 
@@ -159,13 +160,16 @@ def axpby(alpha: Any, x: numpy.ndarray, beta: Any, y: numpy.ndarray) -> None:
     """``y ← alpha·x + beta·y`` in place (``y`` the running buffer or parameter, ``x`` the same shape).
 
     ``alpha`` and ``beta`` are scalars of y's dtype. Large contiguous float32/float64 arrays go through BLAS
-    (fused multiply-adds, so the last bit may differ from NumPy's rounding of each product); a zero factor
-    takes NumPy's path, so that 0·NaN stays NaN as in PyTorch.
+    (OpenBLAS threads axpy, the β = 1 case, but not axpby); BLAS may fuse a multiply-add, so the last bit can
+    differ from NumPy's rounding of each product. A zero factor takes NumPy's path, so that 0·NaN stays NaN
+    as in PyTorch.
     """
-    kernel = _blas_axpby.get(y.dtype) if y.size >= BLAS_AXPBY_MIN else None
-    if (kernel is not None and alpha and beta and x.dtype == y.dtype and x.shape == y.shape
-            and x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable):
-        kernel(y.size, alpha, x.ctypes.data, 1, beta, y.ctypes.data, 1)
+    if (y.size >= BLAS_AXPBY_MIN and _blas and alpha and beta and x.dtype == y.dtype and x.shape == y.shape
+            and x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable and y.dtype in _NATIVE_FLOATS):
+        if beta == 1:
+            _blas["axpy", y.dtype](y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+        else:
+            _blas["axpby", y.dtype](y.size, alpha, x.ctypes.data, 1, beta, y.ctypes.data, 1)
         return
     if beta != 1:
         y *= beta
