@@ -290,3 +290,19 @@ def test_the_replayed_code_can_be_read():
     for line in ("# Tanh", "# backward", "# PlainSGD.step", "# PlainSGD.zero_grad", ".backward(g"):
         assert line in code, line
     compile(code, "<test>", "exec")
+
+
+def test_long_steps_are_compiled_into_several_functions_over_a_list(monkeypatch):
+    """Past LOCALS_MAX events the values live in a list and the code is split into parts of CHUNK lines (the
+    compiler's time grows faster than a function's length); the results are the same."""
+    from deltagrad.autograd.tape import _Codegen
+
+    monkeypatch.setattr(_Codegen, "LOCALS_MAX", 3)
+    monkeypatch.setattr(_Codegen, "CHUNK", 7)
+    w1, b1, xs, ys = make_problem()
+    eager = train(make_step(w1, b1, PlainSGD([w1, b1], 0.1)), xs, ys)
+    w2, b2, _, _ = make_problem()
+    captured = dg.capture(make_step(w2, b2, PlainSGD([w2, b2], 0.1)))
+    assert train(captured, xs, ys) == eager
+    np.testing.assert_array_equal(w1.data, w2.data)
+    assert captured.code.count("def part") > 3 and "S[" in captured.code

@@ -3,9 +3,10 @@
 Small networks on a CPU are bound by Python overhead, not arithmetic. The first call of a captured step runs
 it eagerly while a tape records three kinds of event: each op applied (its Function, where its arguments come
 from), each backward pass (the order of its nodes and where every gradient goes), and each call of a method
-marked ``@replayed`` (an optimizer's ``step`` and ``zero_grad``). Later calls with inputs of the same shapes
-replay the tape: the same forward and backward rules run on fresh arrays, but no Tensor, graph node,
-topological sort or version check is made. A new input shape (say a smaller last batch) is captured anew.
+marked ``@replayed`` (an optimizer's ``step`` and ``zero_grad``). The tape is then compiled to straight-line
+Python (``CapturedStep.code``), which later calls with inputs of the same shapes run: the same forward and
+backward rules on fresh arrays, but no Tensor, graph node, topological sort or version check is made. A new
+input shape (say a smaller last batch) is captured anew.
 
 Rules, as for ``jax.jit`` or CUDA graphs: the step must be the same sequence of deltagrad ops every call
 (no Python branching on values); whatever depends on the inputs must be computed by ops: a value computed
@@ -51,6 +52,8 @@ class _Tape:
         self.input_of = {id(t): k for k, t in enumerate(inputs) if isinstance(t, Tensor)}
         self.n_slots = 0
         self.suspended = 0  # > 0 inside a @replayed call: what it does is repeated by calling it again
+        self.run: Callable[..., Any] | None = None  # once captured: the compiled replay, and its source
+        self.code = ""
 
     def source(self, a: Any) -> tuple:
         if isinstance(a, Tensor):
@@ -159,6 +162,64 @@ def replayed(method: Callable) -> Callable:
     return wrapper
 
 
+class _Codegen:
+    """Python source for a tape: statements in groups (an op's forward, one node's backward) that stay together.
+
+    A step of a few hundred ops keeps every value in a local variable (v3, c3, g3) of one function. CPython's
+    compiler takes time that grows faster than the length of a function, so a longer tape (a 100,000-op
+    graph) keeps its values in a list ``S`` instead, and its groups are split into functions of at most
+    ``CHUNK`` lines, called in turn.
+    """
+
+    LOCALS_MAX = 2000  # events (ops and backward nodes) up to which values live in locals
+    CHUNK = 2000       # lines per function in list mode
+
+    def __init__(self, large: bool) -> None:
+        self.large = large
+        self.names: dict[str, Any] = {"new": object.__new__, "sum_to": sum_to, "store": store_leaf_grad,
+                                      "pad": _pad, "outputs": _outputs}
+        self.bound: dict[tuple[str, int], str] = {}
+        self.shared: dict[str, int] = {}  # in list mode: variable name -> its index in S
+        self.groups: list[list[str]] = []
+
+    def var(self, name: str) -> str:
+        """A variable that lives from one group to another: a local, or an element of S in list mode."""
+        if not self.large:
+            return name
+        index = self.shared.setdefault(name, len(self.shared))
+        return f"S[{index}]"
+
+    def bind(self, prefix: str, value: Any) -> str:
+        """A global name for a value fixed at capture (a parameter, a class, a constant)."""
+        key = self.bound.get((prefix, id(value)))
+        if key is None:
+            key = self.bound[prefix, id(value)] = f"{prefix}_{len(self.names)}"
+            self.names[key] = value
+        return key
+
+    def group(self, *lines: str) -> None:
+        self.groups.append(list(lines))
+
+    def build(self, result: str) -> tuple[Callable[..., Any], str]:
+        """The function ``replay(inputs)`` that runs every group and returns ``result``, and its source."""
+        if not self.large:
+            body = [line for g in self.groups for line in g] + [f"return {result}"]
+            source = "def replay(inputs):\n" + "".join(f"    {line}\n" for line in body)
+        else:
+            chunks: list[list[str]] = [[]]
+            for g in self.groups:
+                if chunks[-1] and len(chunks[-1]) + len(g) > self.CHUNK:
+                    chunks.append([])
+                chunks[-1] += g
+            source = "".join(f"def part{i}(inputs, S):\n" + "".join(f"    {line}\n" for line in lines) + "\n"
+                             for i, lines in enumerate(chunks))
+            calls = "".join(f"    part{i}(inputs, S)\n" for i in range(len(chunks)))
+            source += f"def replay(inputs):\n    S = [None] * {len(self.shared)}\n{calls}    return {result}\n"
+        namespace = dict(self.names)
+        exec(compile(source, "<captured step>", "exec"), namespace)  # our own generated source
+        return namespace["replay"], source
+
+
 def _compile(tape: _Tape, structure: Any) -> tuple[Callable[..., Any], str]:
     """Turn the tape into straight-line Python: one statement per forward rule, backward rule and gradient.
 
@@ -166,27 +227,17 @@ def _compile(tape: _Tape, structure: Any) -> tuple[Callable[..., Any], str]:
     gradients are complete) is decided here, once. The source is kept (``CapturedStep.code``) so that the
     replayed step can be read. Returns the function ``(inputs) -> outputs`` and its source.
     """
-    names: dict[str, Any] = {"new": object.__new__, "sum_to": sum_to, "store": store_leaf_grad, "pad": _pad,
-                             "outputs": _outputs, "structure": structure}
-    body: list[str] = []
-    emit = body.append
-
-    bound: dict[tuple[str, int], str] = {}
-
-    def bind(prefix: str, value: Any) -> str:
-        """A name in the function's globals for a value fixed at capture (a parameter, a class, a constant)."""
-        key = bound.get((prefix, id(value)))
-        if key is None:
-            key = bound[prefix, id(value)] = f"{prefix}_{len(names)}"
-            names[key] = value
-        return key
+    size = sum(len(ev[1]) if ev[0] == "backward" else 1 for ev in tape.events)
+    gen = _Codegen(large=size > _Codegen.LOCALS_MAX)
+    gen.names["structure"] = structure
+    var, bind = gen.var, gen.bind
 
     def arg(src: tuple) -> str:
         kind, ref = src
         if kind == INPUT:
             return f"inputs[{ref}].data"
         if kind == SLOT:
-            return f"v{ref}"
+            return var(f"v{ref}")
         if kind == LIVE:  # read at every replay: an optimizer or load_state_dict may rebind .data
             return f"{bind('t', ref)}.data"
         return bind("k", ref)
@@ -194,57 +245,58 @@ def _compile(tape: _Tape, structure: Any) -> tuple[Callable[..., Any], str]:
     for ev in tape.events:
         if ev[0] == "op":
             _, cls, sources, params, slot, needs, _node = ev
-            call = f"{bind(cls.__name__, cls)}.forward"
+            fn = bind(cls.__name__, cls)
             kw = f", **{bind('p', params)}" if params else ""
             args = ", ".join(arg(s) for s in sources)
-            emit(f"# {cls.__name__}")
+            v, c, a = var(f"v{slot}"), var(f"c{slot}"), var(f"a{slot}")
             if needs is None:
-                emit(f"v{slot} = {call}(new({bind(cls.__name__, cls)}), {args}{kw})")
-                continue
-            emit(f"a{slot} = ({args}{',' if len(sources) == 1 else ''})")
-            emit(f"c{slot} = new({bind(cls.__name__, cls)})")
-            emit(f"v{slot} = {call}(c{slot}, *a{slot}{kw})")
-            emit(f"c{slot}._arrays, c{slot}._out, c{slot}.needs_input_grad = a{slot}, v{slot}, {tuple(needs)!r}")
+                gen.group(f"# {cls.__name__}", f"{v} = {fn}.forward(new({fn}), {args}{kw})")
+            else:
+                gen.group(f"# {cls.__name__}",
+                          f"{a} = ({args}{',' if len(sources) == 1 else ''})",
+                          f"{c} = new({fn})",
+                          f"{v} = {fn}.forward({c}, *{a}{kw})",
+                          f"{c}._arrays, {c}._out, {c}.needs_input_grad = {a}, {v}, {tuple(needs)!r}")
         elif ev[0] == "backward":
-            _compile_backward(ev[1], ev[2], emit, bind)
+            _compile_backward(ev[1], ev[2], gen)
         else:
             _, fn, args, kwargs = ev
             kw = f", **{bind('p', kwargs)}" if kwargs else ""
-            emit(f"{bind('f', fn)}(*{bind('a', args)}{kw})  # {getattr(fn, '__qualname__', fn)}")
+            gen.group(f"{bind('f', fn)}(*{bind('a', args)}{kw})  # {getattr(fn, '__qualname__', fn)}")
     slots = sorted({int(s) for s in _slots_in(structure) if isinstance(s, _Slot) and s >= 0})
-    emit(f"return outputs(structure, inputs, {{{', '.join(f'{s}: v{s}' for s in slots)}}})")
-    source = "def replay(inputs):\n" + "".join(f"    {line}\n" for line in body)
-    namespace = dict(names)
-    exec(compile(source, "<captured step>", "exec"), namespace)  # noqa: S102 - our own generated source
-    return namespace["replay"], source
+    values = ", ".join(f"{s}: {var('v' + str(s))}" for s in slots)
+    return gen.build(f"outputs(structure, inputs, {{{values}}})")
 
 
-def _compile_backward(plan: list, seeds: list, emit: Callable[[str], None], bind: Callable[..., str]) -> None:
+def _compile_backward(plan: list, seeds: list, gen: _Codegen) -> None:
     """The engine's reverse pass for a fixed node order: a slot's gradient is complete when its node comes."""
-    pending = {slot for slot, _ in plan}
-    emit("# backward")
-    emit("owned = set()")
-    for slot in pending:
-        emit(f"g{slot} = None")
+    var, bind = gen.var, gen.bind
+    owned = var("owned")
+    gen.group("# backward", f"{owned} = set()")
+    if not gen.large:  # (list mode: S starts as Nones)
+        gen.group(*(f"g{slot} = None" for slot, _ in plan))
     for slot, seed in seeds:
-        emit(f"g{slot} = {bind('s', seed)}.copy()  # the seed; a rule may scale its g in place")
+        gen.group(f"{var(f'g{slot}')} = {bind('s', seed)}.copy()  # the seed; a rule may scale its g in place")
     for slot, dests in plan:
-        emit(f"if g{slot} is not None:")
-        emit(f"    r = c{slot}.backward(g{slot})")
-        emit(f"    if type(r) is not tuple or len(r) < {len(dests)}: r = pad(r, {len(dests)})")
+        g, c, a = var(f"g{slot}"), var(f"c{slot}"), var(f"a{slot}")
+        lines = [f"if {g} is not None:",
+                 f"    r = {c}.backward({g})",
+                 f"    if type(r) is not tuple or len(r) < {len(dests)}: r = pad(r, {len(dests)})"]
         for i, dest in enumerate(dests):
             if dest is None:
                 continue
             kind, target, shape, dtype = dest
-            emit(f"    gi = r[{i}]")
-            emit("    if gi is not None:")
-            emit(f"        if gi.shape != {shape!r}: gi = sum_to(gi, {shape!r})")
-            emit(f"        if gi.dtype != {bind('d', dtype)}: gi = gi.astype({bind('d', dtype)})")
+            lines += [f"    gi = r[{i}]",
+                      "    if gi is not None:",
+                      f"        if gi.shape != {shape!r}: gi = sum_to(gi, {shape!r})",
+                      f"        if gi.dtype != {bind('d', dtype)}: gi = gi.astype({bind('d', dtype)})"]
             if kind == SLOT:
-                emit(f"        g{target} = gi if g{target} is None else g{target} + gi")
+                gt = var(f"g{target}")
+                lines.append(f"        {gt} = gi if {gt} is None else {gt} + gi")
             else:
-                emit(f"        store({bind('t', target)}, gi, owned)")
-        emit(f"g{slot} = c{slot} = a{slot} = r = gi = None  # free what this node held")
+                lines.append(f"        store({bind('t', target)}, gi, {owned})")
+        lines.append(f"{g} = {c} = {a} = r = gi = None  # free what this node held")
+        gen.group(*lines)
 
 
 def _pad(r: Any, n: int) -> tuple:
@@ -328,7 +380,7 @@ class CapturedStep:
             _function._tape = _tensor._tape = None
         # outputs become slot numbers, so the tape keeps no tensor, graph or activation of the capture run
         structure = _map(out, tape.slot_number)
-        tape.run, tape.source = _compile(tape, structure)
+        tape.run, tape.code = _compile(tape, structure)
         self.tapes[key] = (tape, structure)
         tape.keep, tape.slot_of, tape.input_of = [], {}, {}
         return _map(out, Tensor.detach)
@@ -336,12 +388,14 @@ class CapturedStep:
     @property
     def code(self) -> str:
         """The Python each replay runs (one function per captured input signature), for reading."""
-        return "\n".join(tape.source for tape, _ in self.tapes.values())
+        return "\n".join(tape.code for tape, _ in self.tapes.values())
 
 
 def capture(fn: Callable[..., Any]) -> CapturedStep:
     """Record ``fn`` (a whole training step: forward, backward, optimizer) once; replay it on later calls.
 
-    Returns outputs as tensors without a graph (call ``.item()`` on a returned loss as usual).
+    Returns outputs as tensors without a graph (call ``.item()`` on a returned loss as usual). Capturing
+    compiles the step's code, which costs about as much as 10 eager steps of it: it pays for a step that runs
+    many times with the same input shapes.
     """
     return CapturedStep(fn)
