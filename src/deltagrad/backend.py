@@ -109,8 +109,8 @@ allocator_tuned = keep_freed_memory(os.environ.get("DELTAGRAD_KEEP_FREED_MEMORY"
 
 
 # ---- optional native kernels (src/deltagrad/_native.c) ----------------------------------------------------
-# Each does the work of several NumPy calls in one; the functions below that use them do the same in NumPy
-# where the module was not built or DELTAGRAD_NATIVE=0.
+# Each does the work of several NumPy calls in one, on NumPy arrays; the functions below that use them do the
+# same in NumPy where the module was not built, DELTAGRAD_NATIVE=0, or the arrays are of another kind.
 try:
     from deltagrad import _native as native
 except ImportError:  # pragma: no cover - built by pip wherever a C compiler is found
@@ -203,7 +203,8 @@ def softmax_cross_entropy(x: numpy.ndarray, t: numpy.ndarray, per_row: bool) -> 
     a NumPy scalar otherwise); None when a target is outside [0, C) (the caller's general path handles it).
     """
     n, c = x.shape
-    if native is not None and x.dtype in _NATIVE_FLOATS and x.flags.c_contiguous and t.dtype in _NATIVE_INTS:
+    if (native is not None and type(x) is numpy.ndarray and x.dtype in _NATIVE_FLOATS and x.flags.c_contiguous
+            and t.dtype in _NATIVE_INTS):
         e, sum_e = numpy.empty_like(x), numpy.empty(n, x.dtype)
         loss = numpy.empty(n, x.dtype) if per_row else None
         total = native.softmax_xent_forward(x, numpy.ascontiguousarray(t), e, sum_e, loss)
@@ -225,8 +226,8 @@ def softmax_cross_entropy(x: numpy.ndarray, t: numpy.ndarray, per_row: bool) -> 
 
 def softmax_cross_entropy_backward(e: numpy.ndarray, sum_e: numpy.ndarray, t: numpy.ndarray, s: Any) -> Any:
     """``(softmax − onehot(t)) · s`` from the forward's e and Σe (``s`` a scalar, or one factor per row)."""
-    if (native is not None and numpy.ndim(s) == 0 and e.dtype in _NATIVE_FLOATS and t.dtype in _NATIVE_INTS
-            and e.flags.c_contiguous):
+    if (native is not None and type(e) is numpy.ndarray and numpy.ndim(s) == 0 and e.dtype in _NATIVE_FLOATS
+            and t.dtype in _NATIVE_INTS and e.flags.c_contiguous):
         dx = numpy.empty_like(e)
         native.softmax_xent_backward(e, sum_e, numpy.ascontiguousarray(t), float(s), dx)
         return dx
@@ -243,7 +244,7 @@ def softmax_cross_entropy_backward(e: numpy.ndarray, sum_e: numpy.ndarray, t: nu
 
 def relu_forward(x: numpy.ndarray) -> numpy.ndarray:
     """``max(x, 0)`` as NumPy's maximum against zeros gives it: a NaN stays NaN, −0 becomes +0."""
-    if native is not None and x.dtype in _NATIVE_FLOATS:
+    if native is not None and type(x) is numpy.ndarray and x.dtype in _NATIVE_FLOATS:
         flat = _in_memory_order(x)
         if flat is not None:
             y = numpy.empty_like(x)  # laid out as x (a convolution hands out batch-last views)
@@ -266,7 +267,8 @@ def relu_forward(x: numpy.ndarray) -> numpy.ndarray:
 
 def relu_backward(g: numpy.ndarray, y: numpy.ndarray) -> numpy.ndarray:
     """``g · [y > 0]``, the ReLU's backward from its output (a product: a NaN in g stays NaN)."""
-    if native is not None and g.dtype in _NATIVE_FLOATS and y.dtype == g.dtype and g.strides == y.strides:
+    if (native is not None and type(g) is numpy.ndarray and type(y) is numpy.ndarray and g.dtype in _NATIVE_FLOATS
+            and y.dtype == g.dtype and g.shape == y.shape and g.strides == y.strides):
         flat_g, flat_y = _in_memory_order(g), _in_memory_order(y)
         if flat_g is not None and flat_y is not None:
             dx = numpy.empty_like(g)
