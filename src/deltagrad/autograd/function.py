@@ -118,21 +118,29 @@ class Function:
 def _record(cls: type[Function], args: tuple, params: dict) -> Any:
     """Run ``cls.forward`` on the arrays inside ``args``; wrap and record the result when grad is needed."""
     arrays = []
+    needs = []      # what backward is told (and what versions it checks), gathered in the same pass
+    versions = []
     tensors = record = False
     for a in args:
         if isinstance(a, Tensor):
             tensors = True
             arrays.append(a.data)
+            versions.append(a._version[0])
             if a._requires_grad:
                 record = True
+                needs.append(True)
+            else:
+                needs.append(False)
         else:
             arrays.append(a)
+            needs.append(False)
+            versions.append(0)
     ctx = _new(cls)
     token = quiet_floating_point()
     if _tape is not None:  # in-place updates inside forward (running statistics) are the forward's own
         _tape.suspended += 1
-    try:
-        out = cls.forward(ctx, *arrays, **params)
+    try:  # (an empty **params costs 0.2 µs a call)
+        out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
     finally:
         restore_floating_point(token)
         if _tape is not None:
@@ -144,21 +152,11 @@ def _record(cls: type[Function], args: tuple, params: dict) -> Any:
         if _tape is not None:
             _tape.op(cls, args, params, result)
         return result
-    needs = []
-    versions = []
-    for a in args:
-        if isinstance(a, Tensor):
-            needs.append(a._requires_grad)
-            versions.append(a._version[0])
-        else:
-            needs.append(False)
-            versions.append(0)
     ctx._inputs = args
     ctx._arrays = tuple(arrays)
     ctx.needs_input_grad = needs
     ctx._versions = versions
     ctx._out = out
-    ctx._create_graph = False
     result = _make(out, ctx)
     if cls.is_view:
         result._version = args[0]._version
@@ -185,7 +183,7 @@ def defop(cls: type[Function], name: str | None = None, method: str | tuple[str,
             if isinstance(a, Tensor):
                 return _record(cls, args, params)
         # arrays only (a backward rule in an ordinary backward, which the engine already quiets): no graph
-        return cls.forward(_new(cls), *args, **params)
+        return cls.forward(_new(cls), *args, **params) if params else cls.forward(_new(cls), *args)
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = cls.__doc__

@@ -178,7 +178,8 @@ class BatchNorm(Function):
         return y
 
     def backward(ctx, g):
-        x, weight = ctx.args[0], ctx.args[1] if len(ctx.args) > 1 else None
+        args = ctx.args  # (a property that checks versions: read once)
+        x, weight = args[0], args[1] if len(args) > 1 else None
         need = list(ctx.needs_input_grad) + [False] * 2
         axes, bshape = ctx.axes, ctx.bshape
         if ctx.create_graph:  # the statistics as functions of x, so that they are differentiated too

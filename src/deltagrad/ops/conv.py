@@ -268,7 +268,7 @@ class _Conv(Function):
         return y[0] if unbatched else y
 
     def backward(ctx, g):
-        x, weight = ctx.args[0], ctx.args[1]
+        x, weight = ctx.args[:2]
         need = ctx.needs_input_grad
         need_db = len(need) > 2 and need[2]
         geo = ctx.geo

@@ -139,7 +139,7 @@ class Linear(Function):
         return y if input.ndim == 2 else y.reshape(*input.shape[:-1], weight.shape[0])
 
     def backward(ctx, g):
-        x, weight = ctx.args[0], ctx.args[1]
+        x, weight = ctx.args[:2]
         need = ctx.needs_input_grad
         flat = g.ndim != 2
         g2 = g.reshape(-1, g.shape[-1]) if flat else g

@@ -255,7 +255,7 @@ class CrossEntropy(Function):
         s = scale(g, ctx.reduction, ctx.den)
         if ctx.simple and not ctx.create_graph:  # (softmax − onehot) · s without building the one-hot
             return softmax_cross_entropy_backward(ctx.e, ctx.sum_e, ctx.target[1], s), None
-        x, t = ctx.args[0], ctx.args[1]
+        x, t = ctx.args[:2]
         if ctx.unbatched:
             x = x.reshape(1, x.shape[0])
             t = t.reshape(1, t.shape[0]) if ctx.probabilities else t
@@ -347,7 +347,7 @@ class BinaryCrossEntropy(Function):
         return reduce_loss(loss, reduction)
 
     def backward(ctx, g):
-        x, y = ctx.args[0], ctx.args[1]
+        x, y = ctx.args[:2]
         w = ctx.args[2] if len(ctx.args) > 2 else None
         need = list(ctx.needs_input_grad) + [False]
         s = scale(g, ctx.reduction, ctx.n)
