@@ -2,7 +2,8 @@
 
 Prints one JSON line: steps/s, GFLOP/s, final loss, and memory (peak resident set of the process, and the
 peak growth after the model, the data and the first steps are set up). Frameworks: ``deltagrad`` (eager),
-``deltagrad-captured`` (the training step recorded once and replayed), ``torch`` (PyTorch eager).
+``deltagrad-captured`` (the training step recorded once and replayed), ``torch`` (PyTorch eager), ``numpy``
+(the MLP step written by hand in plain NumPy, bench/numpy_by_hand.py; MLP workloads only).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import resource
 import sys
 import time
+
+import numpy as np
 
 from bench.workloads import LR, MOMENTUM, WARMUP, WORKLOADS, batches, data, flops_per_step
 
@@ -50,6 +53,8 @@ def make_step(fw, name: str, captured: bool = False):
 def main(framework: str, name: str) -> dict:
     w = WORKLOADS[name]
     x, y = data(name)
+    if framework == "numpy":
+        return _by_hand(name, x, y)
     if framework == "torch":
         import torch as fw
 
@@ -68,6 +73,27 @@ def main(framework: str, name: str) -> dict:
     dt = time.perf_counter() - t
     return dict(fw=framework, workload=name, steps_per_s=w["steps"] / dt,
                 gflops=flops_per_step(name) * w["steps"] / dt / 1e9, loss=float(loss.detach().item()),
+                peak_rss_mb=rss_mb(), peak_growth_mb=rss_mb() - setup)
+
+
+def _by_hand(name: str, x: np.ndarray, y: np.ndarray) -> dict:
+    """The MLP step written in plain NumPy (bench/numpy_by_hand.py), timed the same way."""
+    from bench.numpy_by_hand import ByHand
+
+    w = WORKLOADS[name]
+    if w["sizes"] == "lenet":
+        raise SystemExit("numpy: only the MLP workloads are written by hand")
+    model = ByHand(w["sizes"])
+    xs = list(batches(x, y, w["batch"], w["steps"]))
+    for xb, yb in xs[:WARMUP]:
+        model.step(xb, yb)
+    setup = rss_mb()
+    t = time.perf_counter()
+    for xb, yb in xs:
+        loss = model.step(xb, yb)
+    dt = time.perf_counter() - t
+    return dict(fw="numpy", workload=name, steps_per_s=w["steps"] / dt,
+                gflops=flops_per_step(name) * w["steps"] / dt / 1e9, loss=loss,
                 peak_rss_mb=rss_mb(), peak_growth_mb=rss_mb() - setup)
 
 
