@@ -109,6 +109,21 @@ LAYERS = {
     "batchnorm1d_nobias": (lambda: nn.BatchNorm1d(3, bias=False), lambda t: t.nn.BatchNorm1d(3, bias=False),
                            (5, 3)),
     "batchnorm2d": (lambda: nn.BatchNorm2d(2), lambda t: t.nn.BatchNorm2d(2), (3, 2, 3, 4)),
+    "batchnorm3d": (lambda: nn.BatchNorm3d(2), lambda t: t.nn.BatchNorm3d(2), (2, 2, 3, 2, 3)),
+    "conv3d": (lambda: nn.Conv3d(2, 3, 2), lambda t: t.nn.Conv3d(2, 3, 2), (2, 2, 3, 4, 4)),
+    "conv3d_args": (lambda: nn.Conv3d(4, 2, (1, 2, 3), stride=(1, 2, 1), padding=(0, 1, 1), dilation=(2, 1, 1),
+                                      groups=2, bias=False),
+                    lambda t: t.nn.Conv3d(4, 2, (1, 2, 3), stride=(1, 2, 1), padding=(0, 1, 1), dilation=(2, 1, 1),
+                                          groups=2, bias=False), (1, 4, 3, 4, 5)),
+    "conv3d_reflect_same": (lambda: nn.Conv3d(1, 2, 3, padding="same", padding_mode="reflect"),
+                            lambda t: t.nn.Conv3d(1, 2, 3, padding="same", padding_mode="reflect"), (1, 1, 3, 4, 4)),
+    "maxpool3d": (lambda: nn.MaxPool3d(2), lambda t: t.nn.MaxPool3d(2), (1, 2, 4, 4, 6)),
+    "maxpool3d_args": (lambda: nn.MaxPool3d((2, 3, 2), stride=(1, 2, 2), padding=1, ceil_mode=True),
+                       lambda t: t.nn.MaxPool3d((2, 3, 2), stride=(1, 2, 2), padding=1, ceil_mode=True),
+                       (1, 2, 3, 5, 4)),
+    "avgpool3d": (lambda: nn.AvgPool3d(2), lambda t: t.nn.AvgPool3d(2), (1, 2, 4, 4, 6)),
+    "avgpool3d_pad": (lambda: nn.AvgPool3d(3, stride=2, padding=1, count_include_pad=False),
+                      lambda t: t.nn.AvgPool3d(3, stride=2, padding=1, count_include_pad=False), (1, 2, 5, 5, 5)),
 }
 
 

@@ -473,6 +473,65 @@ def test_module_list_and_dict():
         md.update([Scale(1)])
 
 
+def test_parameter_list_and_dict_register_like_torch():
+    torch = pytest.importorskip("torch")
+
+    def holder_of(lib, make):
+        holder = lib.Module()
+        holder.ws = lib.ParameterList([make(2, 3), make(3)])
+        holder.ws.append(make(1))
+        holder.named = lib.ParameterDict({"gamma": make(2)})
+        holder.named["beta"] = make(2)
+        return holder
+
+    def ours(*shape):
+        return dg.tensor(np.ones(shape))          # plain tensors become Parameters, as in torch
+
+    def theirs(*shape):
+        return torch.ones(shape, dtype=torch.float64)
+
+    holder, t_holder = holder_of(nn, ours), holder_of(torch.nn, theirs)
+    assert list(holder.state_dict()) == list(t_holder.state_dict())
+    assert [n for n, _ in holder.named_parameters()] == [n for n, _ in t_holder.named_parameters()]
+    assert all(isinstance(p, Parameter) and p.requires_grad for p in holder.parameters())
+    opt = dg.optim.SGD(holder.parameters(), lr=0.5)
+    loss = sum((p * p).sum() for p in holder.ws) + holder.named["gamma"].sum()
+    loss.backward()
+    opt.step()
+    np.testing.assert_allclose(holder.ws[0].data, np.zeros((2, 3)))           # 1 − 0.5 · 2
+    np.testing.assert_allclose(holder.named["gamma"].data, [0.5, 0.5])
+    copy = holder_of(nn, ours)
+    copy.load_state_dict(holder.state_dict())
+    np.testing.assert_array_equal(copy.named["gamma"].data, [0.5, 0.5])
+
+
+def test_parameter_list_and_dict_behave_as_containers():
+    pl = nn.ParameterList([Parameter(dg.zeros(2)), Parameter(dg.ones(3))])
+    assert len(pl) == 2 and pl[-1].shape == (3,) and isinstance(pl[:1], nn.ParameterList)
+    shared = Parameter(dg.zeros(4))
+    pl[0] = shared
+    assert pl[0] is shared and [p.shape for p in pl] == [(4,), (3,)]
+    pl += [dg.zeros(1)]
+    assert len(pl) == 3 and isinstance(pl[2], Parameter)
+    with pytest.raises(IndexError, match="out of range"):
+        pl[3]
+    with pytest.raises(TypeError, match="holds Parameters"):
+        pl.append("w")
+    with pytest.raises(TypeError, match="iterable of parameters"):
+        pl.extend(dg.zeros(3))
+    pd = nn.ParameterDict([("a", dg.zeros(1)), ("b", dg.zeros(2))])
+    assert list(pd) == ["a", "b"] and "b" in pd and pd.get("c") is None and len(pd) == 2
+    assert pd.pop("a").shape == (1,) and list(pd.keys()) == ["b"] and not hasattr(pd, "a")
+    with pytest.raises(KeyError):
+        del pd["a"]
+    with pytest.raises(KeyError, match="can't be empty or contain"):
+        pd["x.y"] = dg.zeros(1)
+    with pytest.raises(ValueError, match="element #0"):
+        pd.update([dg.zeros(1)])
+    pd.clear()
+    assert len(pd) == 0 and list(pd.parameters()) == []
+
+
 def test_repr():
     net = Net()
     assert repr(Scale(3)) == "Scale(n=3)"

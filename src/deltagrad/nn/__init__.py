@@ -10,21 +10,22 @@ with PyTorch's names, arguments, defaults and state-dict keys.
 
 from deltagrad.nn import functional, init
 from deltagrad.nn.activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from deltagrad.nn.container import ModuleDict, ModuleList, Sequential
-from deltagrad.nn.conv import Conv1d, Conv2d
+from deltagrad.nn.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from deltagrad.nn.conv import Conv1d, Conv2d, Conv3d
 from deltagrad.nn.dropout import Dropout
 from deltagrad.nn.flatten import Flatten, Unflatten
 from deltagrad.nn.hooks import RemovableHandle
 from deltagrad.nn.linear import Identity, Linear
 from deltagrad.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, EuclideanLoss, MSELoss, NLLLoss
 from deltagrad.nn.module import IncompatibleKeys, Module
-from deltagrad.nn.normalization import BatchNorm1d, BatchNorm2d
+from deltagrad.nn.normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from deltagrad.nn.parameter import Parameter
-from deltagrad.nn.pooling import AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from deltagrad.nn.pooling import AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d
 
 __all__ = ["functional", "init", "Module", "Parameter", "RemovableHandle", "IncompatibleKeys",
-           "Sequential", "ModuleList", "ModuleDict",
-           "Linear", "Identity", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
-           "Flatten", "Unflatten", "Dropout", "BatchNorm1d", "BatchNorm2d",
+           "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
+           "Linear", "Identity", "Conv1d", "Conv2d", "Conv3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",
+           "AvgPool1d", "AvgPool2d", "AvgPool3d", "Flatten", "Unflatten", "Dropout", "BatchNorm1d", "BatchNorm2d",
+           "BatchNorm3d",
            "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
            "MSELoss", "EuclideanLoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]

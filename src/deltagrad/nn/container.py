@@ -1,4 +1,5 @@
-"""Containers: ``Sequential`` (the lecture's f_L(... f_2(f_1(x)))), ``ModuleList`` and ``ModuleDict``.
+"""Containers: ``Sequential`` (the lecture's f_L(... f_2(f_1(x)))), ``ModuleList``, ``ModuleDict``,
+``ParameterList`` and ``ParameterDict``.
 
 Children are registered under their index (``'0'``, ``'1'``...) or key, so parameter names read
 ``0.weight``, ``1.bias``, exactly as in PyTorch.
@@ -12,6 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from deltagrad.nn.module import Module, _addindent
+from deltagrad.nn.parameter import Parameter
+from deltagrad.tensor import Tensor
 
 
 def _index(idx: Any, n: int, what: str) -> int:
@@ -226,3 +229,127 @@ class ModuleDict(Module):
             if not isinstance(item, (tuple, list)) or len(item) != 2:
                 raise ValueError(f"ModuleDict update sequence element #{j} should be a (key, module) pair")
             self[item[0]] = item[1]
+
+
+def _as_parameter(value: Any, what: str) -> Parameter:
+    """A Parameter as is; any other Tensor made one (sharing its memory), as PyTorch's containers do."""
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):
+        return Parameter(value.detach())
+    raise TypeError(f"{what} holds Parameters (or Tensors, made Parameters), got {type(value).__name__}")
+
+
+class ParameterList(Module):
+    """A list of parameters, registered under their index so that ``parameters()`` and ``state_dict()`` see them
+    (``'0'``, ``'1'``...). Tensors that are not yet Parameters become Parameters, as in PyTorch.
+
+    >>> weights = ParameterList([Parameter(deltagrad.randn(4, 4)) for _ in range(3)])
+    >>> len(weights), [n for n, _ in weights.named_parameters()]
+    (3, ['0', '1', '2'])
+    """
+
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        params = list(self._parameters.values())
+        if isinstance(idx, slice):
+            return type(self)(params[idx])
+        return params[_index(idx, len(params), "ParameterList")]
+
+    def __setitem__(self, idx: int, value: Any) -> None:
+        setattr(self, str(_index(idx, len(self), "ParameterList")), _as_parameter(value, "ParameterList"))
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self._parameters.values())
+
+    def __iadd__(self, values: Iterable[Any]) -> ParameterList:
+        return self.extend(values)
+
+    def append(self, value: Any) -> ParameterList:
+        self.register_parameter(str(len(self)), _as_parameter(value, "ParameterList"))
+        return self
+
+    def extend(self, values: Iterable[Any]) -> ParameterList:
+        if isinstance(values, Tensor):
+            raise TypeError("ParameterList.extend should be called with an iterable of parameters, got a Tensor")
+        for v in values:
+            self.append(v)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({i}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
+                         for i, p in enumerate(self))
+
+
+class ParameterDict(Module):
+    """A dict of parameters, registered under their keys (insertion order kept); Tensors become Parameters.
+
+    >>> scales = ParameterDict({"gamma": Parameter(deltagrad.ones(3)), "beta": Parameter(deltagrad.zeros(3))})
+    >>> sorted(dict(scales.named_parameters()))
+    ['beta', 'gamma']
+    """
+
+    def __init__(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> None:
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str) -> Parameter:
+        return self._parameters[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._check_name(key, "parameter")
+        setattr(self, key, _as_parameter(value, "ParameterDict"))
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._parameters:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parameters)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._parameters
+
+    def keys(self) -> Iterable[str]:
+        return self._parameters.keys()
+
+    def values(self) -> Iterable[Parameter]:
+        return self._parameters.values()
+
+    def items(self) -> Iterable[tuple[str, Parameter]]:
+        return self._parameters.items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._parameters.get(key, default)
+
+    def pop(self, key: str) -> Parameter:
+        v = self[key]
+        del self[key]
+        return v
+
+    def clear(self) -> None:
+        for key in list(self._parameters):
+            del self[key]
+
+    def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        items = parameters.items() if isinstance(parameters, Mapping) else parameters
+        for j, item in enumerate(items):
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise ValueError(f"ParameterDict update sequence element #{j} should be a (key, parameter) pair")
+            self[item[0]] = item[1]
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
+                         for k, p in self.items())

@@ -1,4 +1,4 @@
-"""Convolution layers: ``Conv1d`` and ``Conv2d`` (PyTorch's cross-correlation, weight (out, in, *kernel))."""
+"""Convolution layers: ``Conv1d``, ``Conv2d``, ``Conv3d`` (PyTorch's cross-correlation, weight (out, in, *kernel))."""
 
 from __future__ import annotations
 
@@ -188,3 +188,24 @@ class Conv2d(_ConvNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv(F.conv2d, input)
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution (cross-correlation) over a volume (or a clip of frames) of ``in_channels`` channels.
+
+    y[n, o, d, i, j] = b[o] + Σ_c Σ_{r,p,q} W[o, c, r, p, q] · x_pad[n, c, d·s_d + r·d_d, i·s_h + p·d_h,
+    j·s_w + q·d_w]
+
+    Shapes: input (N, C_in, D, H, W) or (C_in, D, H, W) → output (N, C_out, D_out, H_out, W_out), each size as
+    in ``Conv2d``; ``weight`` (C_out, C_in/groups, kd, kh, kw), ``bias`` (C_out,); ``padding`` and
+    ``padding_mode`` as in ``Conv1d``. Initialization as ``Linear``'s with fan_in = C_in/groups · kd · kh · kw.
+
+    >>> conv = Conv3d(1, 4, kernel_size=3, padding=1)
+    >>> conv(deltagrad.randn(2, 1, 8, 8, 8)).shape
+    (2, 4, 8, 8, 8)
+    """
+
+    _dims = 3
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self._conv(F.conv3d, input)

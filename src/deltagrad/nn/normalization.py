@@ -1,4 +1,4 @@
-"""Batch normalization: ``BatchNorm1d`` and ``BatchNorm2d``, with running statistics kept as buffers."""
+"""Batch normalization: ``BatchNorm1d``, ``BatchNorm2d``, ``BatchNorm3d``, running statistics kept as buffers."""
 
 from __future__ import annotations
 
@@ -119,3 +119,15 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _expected_dims = (4,)
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization over (N, C, D, H, W) input, per channel c (statistics over N, D, H and W), as
+    ``BatchNorm2d``.
+
+    >>> bn = BatchNorm3d(4)
+    >>> bn(deltagrad.randn(2, 4, 3, 5, 5)).shape
+    (2, 4, 3, 5, 5)
+    """
+
+    _expected_dims = (5,)

@@ -1,4 +1,4 @@
-"""Pooling layers: ``MaxPool1d``, ``MaxPool2d``, ``AvgPool1d``, ``AvgPool2d`` (no parameters)."""
+"""Pooling layers: ``MaxPool1d/2d/3d`` and ``AvgPool1d/2d/3d`` (no parameters)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,21 @@ class MaxPool2d(_MaxPoolNd):
                             ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
 
+class MaxPool3d(_MaxPoolNd):
+    """y[n, c, d, i, j] = max of x_pad over the (kd × kh × kw) window at (d·s_d, i·s_h, j·s_w) (with dilation).
+
+    Shapes: (N, C, D, H, W) or (C, D, H, W) → (N, C, D_out, H_out, W_out), each size as in ``MaxPool2d``;
+    ``stride`` defaults to ``kernel_size``. Backprop to input sends each δ to its window's maximum.
+
+    >>> MaxPool3d(2)(deltagrad.randn(1, 2, 4, 6, 6)).shape
+    (1, 2, 2, 3, 3)
+    """
+
+    def forward(self, input: Tensor) -> Any:
+        return F.max_pool3d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+
 class AvgPool1d(Module):
     """y[n, c, t] = (1/K) Σ_k x_pad[n, c, t·stride + k]: the mean of each window.
 
@@ -86,16 +101,10 @@ class AvgPool1d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool2d(Module):
-    """y[n, c, i, j] = (1/K) Σ over the (kh × kw) window of x_pad at (i·s_h, j·s_w): the window mean.
+class _AvgPool(Module):
+    """What AvgPool2d and AvgPool3d share: their arguments (PyTorch's), which ``_pool`` passes on."""
 
-    Shapes: (N, C, H, W) or (C, H, W) → (N, C, H_out, W_out), H_out = ⌊(H + 2·pad_h − kh) / s_h⌋ + 1;
-    ``stride`` defaults to ``kernel_size``; K = kh·kw, or ``divisor_override``. Backprop to input spreads
-    δ/K over each window.
-
-    >>> AvgPool2d(2)(deltagrad.randn(2, 3, 8, 8)).shape
-    (2, 3, 4, 4)
-    """
+    _pool: Any = None
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
                  count_include_pad: bool = True, divisor_override: int | None = None) -> None:
@@ -108,11 +117,38 @@ class AvgPool2d(Module):
         self.divisor_override = divisor_override
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
-                            count_include_pad=self.count_include_pad, divisor_override=self.divisor_override)
+        return type(self)._pool(input, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode,
+                                count_include_pad=self.count_include_pad, divisor_override=self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(_AvgPool):
+    """y[n, c, i, j] = (1/K) Σ over the (kh × kw) window of x_pad at (i·s_h, j·s_w): the window mean.
+
+    Shapes: (N, C, H, W) or (C, H, W) → (N, C, H_out, W_out), H_out = ⌊(H + 2·pad_h − kh) / s_h⌋ + 1;
+    ``stride`` defaults to ``kernel_size``; K = kh·kw, or ``divisor_override``. Backprop to input spreads
+    δ/K over each window.
+
+    >>> AvgPool2d(2)(deltagrad.randn(2, 3, 8, 8)).shape
+    (2, 3, 4, 4)
+    """
+
+    _pool = F.avg_pool2d
+
+
+class AvgPool3d(_AvgPool):
+    """y[n, c, d, i, j] = (1/K) Σ over the (kd × kh × kw) window of x_pad at (d·s_d, i·s_h, j·s_w).
+
+    Shapes: (N, C, D, H, W) or (C, D, H, W) → (N, C, D_out, H_out, W_out), each size as in ``AvgPool2d``;
+    K = kd·kh·kw, or ``divisor_override``; ``count_include_pad`` and ``ceil_mode`` as in ``AvgPool2d``.
+
+    >>> AvgPool3d(2)(deltagrad.randn(1, 2, 4, 6, 6)).shape
+    (1, 2, 2, 3, 3)
+    """
+
+    _pool = F.avg_pool3d
 
 
 def _single(v: Any) -> tuple:
