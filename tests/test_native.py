@@ -182,3 +182,47 @@ def test_relu_forward_and_backward_in_every_layout(layout, dtype):
     dx, dx0 = backend.relu_backward(g, y), numpy_only(backend.relu_backward, g, y)
     np.testing.assert_array_equal(dx, dx0)
     np.testing.assert_array_equal(np.signbit(dx), np.signbit(dx0))
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is in the test extra
+    given = None
+
+if given is not None:
+
+    @needs_native
+    @settings(max_examples=60, deadline=None)
+    @given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4), order=st.randoms(use_true_random=False),
+           dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+    def test_relu_kernels_on_any_shape_and_axis_order(shape, order, dtype, seed):
+        """Any shape, its axes laid out in any order in memory: the native ReLU equals NumPy's, bit for bit."""
+        rng = np.random.default_rng(seed)
+        axes = list(range(len(shape)))
+        order.shuffle(axes)
+
+        def laid_out(a):
+            return np.ascontiguousarray(a.transpose(axes)).transpose(np.argsort(axes))
+        x = laid_out((rng.standard_normal(shape) * (rng.random(shape) > 0.2)).astype(dtype))
+        g = laid_out(rng.standard_normal(shape).astype(dtype))
+        y = backend.relu_forward(x)
+        np.testing.assert_array_equal(y, numpy_only(backend.relu_forward, x))
+        np.testing.assert_array_equal(backend.relu_backward(g, y), numpy_only(backend.relu_backward, g, y))
+
+    @needs_native
+    @settings(max_examples=60, deadline=None)
+    @given(n=st.integers(1, 40), c=st.integers(1, 40), scale=st.sampled_from([1e-3, 1.0, 30.0, 1e4]),
+           dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+    def test_softmax_cross_entropy_on_any_size_and_scale(n, c, scale, dtype, seed):
+        rng = np.random.default_rng(seed)
+        x = (rng.standard_normal((n, c)) * scale).astype(dtype)
+        t = rng.integers(0, c, n)
+        loss, e, sum_e = backend.softmax_cross_entropy(x, t, True)
+        loss0, e0, sum_e0 = numpy_only(backend.softmax_cross_entropy, x, t, True)
+        eps = np.finfo(dtype).eps
+        np.testing.assert_allclose(e, e0, rtol=8 * eps, atol=8 * eps)
+        np.testing.assert_allclose(loss, loss0, rtol=64 * eps, atol=64 * eps * (1 + np.abs(loss0).max()))
+        s = dtype(1 / n)
+        np.testing.assert_array_equal(backend.softmax_cross_entropy_backward(e, sum_e, t, s),
+                                      numpy_only(backend.softmax_cross_entropy_backward, e, sum_e, t, s))
