@@ -15,7 +15,7 @@ import numpy as np
 
 from deltagrad.autograd import function as _function
 from deltagrad.autograd.function import Function, cast, sum_to
-from deltagrad.autograd.grad_mode import set_grad_enabled
+from deltagrad.autograd.grad_mode import state as _grad_state
 from deltagrad.backend import quiet_floating_point, restore_floating_point
 from deltagrad.tensor import Tensor
 
@@ -151,7 +151,8 @@ def backward(
         tape.backward(list(reversed(order)), roots, grads, plain=not create_graph and inputs is None)
     token = quiet_floating_point()
     try:
-        _reverse(order, grads, deliver, wanted, results, retain_graph, create_graph)
+        plain = wanted is None and accumulate and not create_graph
+        _reverse(order, grads, deliver, wanted, results, retain_graph, create_graph, owned if plain else None)
     finally:
         restore_floating_point(token)
 
@@ -168,9 +169,14 @@ def backward(
 
 
 def _reverse(order: list[Function], grads: dict, deliver: Any, wanted: dict | None, results: list,
-             retain_graph: bool, create_graph: bool) -> None:
-    """Visit the nodes from the outputs down; each runs backward once all its consumers have added to g."""
-    with set_grad_enabled(create_graph):
+             retain_graph: bool, create_graph: bool, owned: set | None = None) -> None:
+    """Visit the nodes from the outputs down; each runs backward once all its consumers have added to g.
+
+    With ``owned`` (the plain ``loss.backward()``), a leaf without hooks has its gradient stored directly;
+    ``deliver`` handles every other case."""
+    recording = _grad_state.enabled
+    _grad_state.enabled = create_graph
+    try:
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:
@@ -193,9 +199,14 @@ def _reverse(order: list[Function], grads: dict, deliver: Any, wanted: dict | No
                 if gi.shape != data.shape or gi.dtype != data.dtype:
                     gi = _fit(gi, t)
                 if t._node is None:
-                    deliver(t, gi)
+                    if owned is not None and not t._hooks:
+                        store_leaf_grad(t, gi, owned)
+                    else:
+                        deliver(t, gi)
                 else:
                     k = id(t._node)
                     grads[k] = gi if k not in grads else grads[k] + gi
             if not retain_graph:
                 node._release()
+    finally:
+        _grad_state.enabled = recording
