@@ -226,3 +226,18 @@ if given is not None:
         s = dtype(1 / n)
         np.testing.assert_array_equal(backend.softmax_cross_entropy_backward(e, sum_e, t, s),
                                       numpy_only(backend.softmax_cross_entropy_backward, e, sum_e, t, s))
+
+
+def test_a_module_built_from_other_source_is_set_aside_with_a_warning():
+    import subprocess
+    import sys
+
+    code = ("import sys, types, warnings\n"
+            "stale = types.ModuleType('deltagrad._native'); stale.KERNELS_VERSION = 0\n"
+            "sys.modules['deltagrad._native'] = stale\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import deltagrad.backend as b\n"
+            "print(b.native is None, any('pip install -e .' in str(w.message) for w in caught))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]

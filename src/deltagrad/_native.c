@@ -356,4 +356,16 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "deltagrad._native",
                                     "CPU kernels that each replace several NumPy calls (see backend.py).", -1,
                                     methods};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+/* backend.py checks this against the version it was written for: raise it whenever a kernel changes, so
+ * that a module built from older source (an editable install not rebuilt) is set aside, not called */
+#define KERNELS_VERSION 1
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "KERNELS_VERSION", KERNELS_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

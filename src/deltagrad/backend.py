@@ -111,9 +111,16 @@ allocator_tuned = keep_freed_memory(os.environ.get("DELTAGRAD_KEEP_FREED_MEMORY"
 # ---- optional native kernels (src/deltagrad/_native.c) ----------------------------------------------------
 # Each does the work of several NumPy calls in one, on NumPy arrays; the functions below that use them do the
 # same in NumPy where the module was not built, DELTAGRAD_NATIVE=0, or the arrays are of another kind.
+NATIVE_KERNELS_VERSION = 1  # the KERNELS_VERSION of _native.c that this file calls
 try:
     from deltagrad import _native as native
 except ImportError:  # pragma: no cover - built by pip wherever a C compiler is found
+    native = None
+if native is not None and getattr(native, "KERNELS_VERSION", None) != NATIVE_KERNELS_VERSION:
+    import warnings
+
+    warnings.warn("deltagrad._native was built from other source than this deltagrad's (run `pip install -e .` "
+                  "again to rebuild it); NumPy does its work meanwhile", RuntimeWarning, stacklevel=2)
     native = None
 if os.environ.get("DELTAGRAD_NATIVE", "1") == "0":
     native = None
