@@ -292,17 +292,23 @@ def test_the_replayed_code_can_be_read():
     compile(code, "<test>", "exec")
 
 
-def test_long_steps_are_compiled_into_several_functions_over_a_list(monkeypatch):
-    """Past LOCALS_MAX events the values live in a list and the code is split into parts of CHUNK lines (the
-    compiler's time grows faster than a function's length); the results are the same."""
-    from deltagrad.autograd.tape import _Codegen
+def test_a_step_of_a_thousand_ops_replays_as_eager():
+    w = dg.tensor(np.linspace(0.5, 1.5, 3), requires_grad=True)
+    opt = PlainSGD([w], 1e-3)
 
-    monkeypatch.setattr(_Codegen, "LOCALS_MAX", 3)
-    monkeypatch.setattr(_Codegen, "CHUNK", 7)
-    w1, b1, xs, ys = make_problem()
-    eager = train(make_step(w1, b1, PlainSGD([w1, b1], 0.1)), xs, ys)
-    w2, b2, _, _ = make_problem()
-    captured = dg.capture(make_step(w2, b2, PlainSGD([w2, b2], 0.1)))
-    assert train(captured, xs, ys) == eager
-    np.testing.assert_array_equal(w1.data, w2.data)
-    assert captured.code.count("def part") > 3 and "S[" in captured.code
+    def step(x):
+        opt.zero_grad()
+        h = x
+        for _ in range(500):
+            h = (h * w).tanh() + x
+        loss = h.sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    xs = [dg.tensor(np.full(3, k / 5.0)) for k in range(4)]
+    eager = [step(x).item() for x in xs]
+    w.data[...] = np.linspace(0.5, 1.5, 3)
+    captured = dg.capture(step)
+    assert [captured(x).item() for x in xs] == eager
+    assert captured.code.count("\n") > 5000
