@@ -6,4 +6,4 @@
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("deltagrad._native", ["src/deltagrad/_native.c"],
-                             extra_compile_args=["-O3", "-ffp-contract=off"], optional=True)])
+                             extra_compile_args=["-O3", "-ffp-contract=off", "-fno-math-errno"], optional=True)])

@@ -144,6 +144,42 @@ def test_sgd_momentum_with_mixed_dtypes_or_a_bad_array_falls_back_or_fails_befor
         np.testing.assert_array_equal(x, y)   # checked before anything was written
 
 
+def _adam_problem(dtype, amsgrad, sizes=((128, 64), (128,), (10, 128), (10,))):
+    rng = np.random.default_rng(1)
+    arrays = [[rng.standard_normal(s).astype(dtype) for s in sizes] for _ in range(3)]    # p, g, m
+    arrays.append([np.abs(rng.standard_normal(s)).astype(dtype) for s in sizes])       # v ≥ 0
+    arrays.append([np.abs(rng.standard_normal(s)).astype(dtype) for s in sizes] if amsgrad else None)
+    arrays[1][0].reshape(-1)[:2] = [np.nan, np.inf]     # NaN and ∞ gradients travel as in NumPy
+    return arrays
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_equals_numpys_passes_bit_for_bit(dtype, amsgrad):
+    a, b = _adam_problem(dtype, amsgrad), _adam_problem(dtype, amsgrad)
+    for step in range(1, 4):
+        sizes = [1e-3 / (1 - 0.9**(step + k)) for k in range(4)]     # each parameter at its own step
+        bc2 = [(1 - 0.999**(step + k)) ** 0.5 for k in range(4)]
+        backend.adam_(*a, sizes, bc2, 0.9, 0.999, 1e-8)
+        numpy_only(backend.adam_, *b, sizes, bc2, 0.9, 0.999, 1e-8)
+    for x, y in zip([t for lst in a if lst for t in lst], [t for lst in b if lst for t in lst]):
+        np.testing.assert_array_equal(x, y)
+        assert x.dtype == dtype
+
+
+@needs_native
+def test_adam_refuses_bad_lists_before_writing():
+    p, g, m, v, _ = _adam_problem(np.float32, False)
+    before = [x.copy() for x in p]
+    with pytest.raises(TypeError, match="one float per parameter"):
+        backend.native.adam(p, g, m, v, None, [0.1], [1.0] * 4, 0.9, 0.999, 1e-8)
+    with pytest.raises(ValueError, match="differ in length"):
+        backend.native.adam(p, g[:2], m, v, None, [0.1] * 4, [1.0] * 4, 0.9, 0.999, 1e-8)
+    for x, y in zip(p, before):
+        np.testing.assert_array_equal(x, y)
+
+
 @needs_native
 def test_kernels_refuse_what_they_cannot_read():
     x = np.zeros((4, 3), np.float32)

@@ -1,8 +1,8 @@
 /* deltagrad._native: CPU kernels that each do the work of several NumPy calls.
  *
  * A small network's training step is bound by the cost of calls, not by arithmetic: NumPy spends about
- * 0.3-1 µs on each call whatever its size, and a softmax cross-entropy, a ReLU or a momentum
- * update of many small parameters are 3 to 16 calls each. These kernels do each in one. They are optional:
+ * 0.3-1 µs on each call whatever its size, and a softmax cross-entropy, a ReLU, a momentum or an Adam
+ * update of many parameters are 3 to 50 calls each. These kernels do each in one. They are optional:
  * backend.py uses them when this module was built (pip builds it where a C compiler is found) and
  * DELTAGRAD_NATIVE is not 0, and does the same in NumPy otherwise. No derivative lives here: the ops and
  * optimizers that call backend.py keep their rules, and each kernel rounds as its NumPy twin does, step by
@@ -264,78 +264,199 @@ done:
     return result;
 }
 
-/* ---- SGD with momentum on many parameters at once ------------------------------------------------------ */
+/* ---- optimizers: one update of many parameters at once ------------------------------------------------ */
+
+/* The arrays of `nlists` parallel lists (a parameter, its gradient, its buffers...), all float32 or all
+ * float64, each the size of its parameter; list r is written to if writable[r]. Fills views (count · nlists
+ * buffers, parameter by parameter), *kind and *count; on failure sets TypeError and releases what it took.
+ * Nothing is written before every array has been checked. */
+typedef struct {
+    Py_buffer *views;
+    Py_ssize_t count, got;
+    enum kind kind;
+} gathered;
+
+static void release_all(gathered *g)
+{
+    for (Py_ssize_t i = 0; i < g->got; i++)
+        PyBuffer_Release(&g->views[i]);
+    PyMem_Free(g->views);
+    g->views = NULL;
+}
+
+static int gather(PyObject *const *lists, int nlists, const int *writable, const char *const *what,
+                  const char *name, gathered *g)
+{
+    g->views = NULL;
+    g->got = 0;
+    g->kind = OTHER;
+    for (int r = 0; r < nlists; r++) {
+        if (!PyList_Check(lists[r])) {
+            PyErr_Format(PyExc_TypeError, "%s: %s arguments must be lists", name, what[r]);
+            return -1;
+        }
+    }
+    g->count = PyList_GET_SIZE(lists[0]);
+    for (int r = 1; r < nlists; r++) {
+        if (PyList_GET_SIZE(lists[r]) != g->count) {
+            PyErr_Format(PyExc_ValueError, "%s: the lists differ in length", name);
+            return -1;
+        }
+    }
+    g->views = PyMem_Calloc((size_t)(g->count ? g->count : 1) * (size_t)nlists, sizeof(Py_buffer));
+    if (!g->views) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t a = 0; a < g->count; a++) {
+        Py_buffer *row = &g->views[a * nlists];
+        for (int r = 0; r < nlists; r++, g->got++) {
+            if (get_buffer(PyList_GET_ITEM(lists[r], a), &row[r], writable[r], what[r]) < 0) {
+                release_all(g);
+                return -1;
+            }
+        }
+        if (a == 0)
+            g->kind = kind_of(&row[0]);
+        for (int r = 0; r < nlists; r++) {
+            if (kind_of(&row[r]) != g->kind || (g->kind != F32 && g->kind != F64) || row[r].len != row[0].len) {
+                PyErr_Format(PyExc_TypeError, "%s: every array must be float32 (or every one float64), each "
+                             "the size of its parameter", name);
+                release_all(g);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
 
 #define SGD_LOOP(T)                                                                                          \
     {                                                                                                        \
         T lr_ = (T)lr, m_ = (T)momentum, u_ = (T)(1 - dampening);                                           \
-        for (Py_ssize_t a = 0; a < count; a++) {                                                             \
-            T *restrict p = views[3 * a].buf, *restrict b = views[3 * a + 2].buf;                           \
-            const T *restrict g = views[3 * a + 1].buf;                                                      \
-            Py_ssize_t n = views[3 * a].len / (Py_ssize_t)sizeof(T);                                         \
+        for (Py_ssize_t a = 0; a < g.count; a++) {                                                           \
+            T *restrict p = g.views[3 * a].buf, *restrict b = g.views[3 * a + 2].buf;                       \
+            const T *restrict gr = g.views[3 * a + 1].buf;                                                   \
+            Py_ssize_t n = g.views[3 * a].len / (Py_ssize_t)sizeof(T);                                       \
             for (Py_ssize_t i = 0; i < n; i++) {                                                             \
                 T bi = m_ * b[i];                                                                            \
-                bi = bi + u_ * g[i];                                                                         \
+                bi = bi + u_ * gr[i];                                                                        \
                 b[i] = bi;                                                                                   \
-                T d = nesterov ? g[i] + m_ * bi : bi;                                                        \
+                T d = nesterov ? gr[i] + m_ * bi : bi;                                                       \
                 p[i] = p[i] - lr_ * d;                                                                       \
             }                                                                                                \
         }                                                                                                    \
     }
 
 /* sgd_momentum(params, grads, bufs, lr, momentum, dampening, nesterov): for each triple of arrays,
- *   b ← momentum·b + (1 − dampening)·g;  p ← p − lr·(g + momentum·b if nesterov else b)
- * All arrays are checked before any is written. */
+ *   b ← momentum·b + (1 − dampening)·g;  p ← p − lr·(g + momentum·b if nesterov else b) */
 static PyObject *sgd_momentum(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7 || !PyList_Check(args[0]) || !PyList_Check(args[1]) || !PyList_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "sgd_momentum(params: list, grads: list, bufs: list, lr, momentum, "
-                                         "dampening, nesterov)");
-        return NULL;
-    }
-    Py_ssize_t count = PyList_GET_SIZE(args[0]);
-    if (PyList_GET_SIZE(args[1]) != count || PyList_GET_SIZE(args[2]) != count) {
-        PyErr_SetString(PyExc_ValueError, "sgd_momentum: params, grads and bufs differ in length");
+    static const int writable[3] = {1, 0, 1};
+    static const char *const what[3] = {"a parameter", "a gradient", "a momentum buffer"};
+    gathered g;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "sgd_momentum(params, grads, bufs, lr, momentum, dampening, nesterov)");
         return NULL;
     }
     double lr = PyFloat_AsDouble(args[3]), momentum = PyFloat_AsDouble(args[4]),
            dampening = PyFloat_AsDouble(args[5]);
     int nesterov = PyObject_IsTrue(args[6]);
-    if (PyErr_Occurred() || nesterov < 0)
+    if (PyErr_Occurred() || nesterov < 0 || gather(args, 3, writable, what, "sgd_momentum", &g) < 0)
         return NULL;
-    Py_buffer *views = PyMem_Calloc(3 * (size_t)(count ? count : 1), sizeof(Py_buffer));
-    if (!views)
-        return PyErr_NoMemory();
-    PyObject *result = NULL;
-    Py_ssize_t got = 0;
-    enum kind k = OTHER;
-    static const char *what[3] = {"a parameter", "a gradient", "a momentum buffer"};
+    if (g.kind == F32)
+        SGD_LOOP(float)
+    else if (g.kind == F64)
+        SGD_LOOP(double)
+    release_all(&g);
+    Py_RETURN_NONE;
+}
+
+#define ADAM_LOOP(T, SQRT)                                                                                   \
+    {                                                                                                        \
+        T b1c = (T)(1 - beta1), b2 = (T)beta2, b2c = (T)(1 - beta2), e = (T)eps;                             \
+        for (Py_ssize_t a = 0; a < g.count; a++) {                                                           \
+            Py_buffer *row = &g.views[a * nlists];                                                           \
+            T *restrict p = row[0].buf, *restrict m = row[2].buf, *restrict v = row[3].buf;                 \
+            T *restrict vmax = amsgrad ? row[4].buf : NULL;                                                  \
+            const T *restrict gr = row[1].buf;                                                               \
+            T step_size = (T)sizes[a], bc2 = (T)bc2_sqrts[a];                                                \
+            Py_ssize_t n = row[0].len / (Py_ssize_t)sizeof(T);                                               \
+            for (Py_ssize_t i = 0; i < n; i++) {                                                             \
+                T gi = gr[i];                                                                                \
+                T mi = m[i] + b1c * (gi - m[i]);                                                             \
+                T vi = v[i] * b2;                                                                            \
+                vi = vi + b2c * (gi * gi);                                                                   \
+                m[i] = mi;                                                                                   \
+                v[i] = vi;                                                                                   \
+                if (vmax) {                                                                                  \
+                    T w = vmax[i];                                                                           \
+                    w = (vi > w || vi != vi) ? vi : w; /* NaN from either side stays, as np.maximum */      \
+                    vmax[i] = w;                                                                             \
+                    vi = w;                                                                                  \
+                }                                                                                            \
+                T den = SQRT(vi) / bc2;                                                                      \
+                den = den + e;                                                                               \
+                p[i] = p[i] - step_size * (mi / den);                                                        \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
+/* a list of `count` Python floats as doubles (PyMem), or NULL with an exception set */
+static double *floats_of(PyObject *list, Py_ssize_t count, const char *name)
+{
+    if (!PyList_Check(list) || PyList_GET_SIZE(list) != count) {
+        PyErr_Format(PyExc_TypeError, "%s must be a list of one float per parameter", name);
+        return NULL;
+    }
+    double *out = PyMem_Malloc(sizeof(double) * (size_t)(count ? count : 1));
+    if (!out)
+        return (double *)PyErr_NoMemory();
     for (Py_ssize_t a = 0; a < count; a++) {
-        for (int r = 0; r < 3; r++, got++) {
-            if (get_buffer(PyList_GET_ITEM(args[r], a), &views[got], r != 1, what[r]) < 0)
-                goto done;
-        }
-        if (a == 0)
-            k = kind_of(&views[0]);
-        for (int r = 0; r < 3; r++) {
-            if (kind_of(&views[3 * a + r]) != k || (k != F32 && k != F64) ||
-                views[3 * a + r].len != views[3 * a].len) {
-                PyErr_SetString(PyExc_TypeError, "sgd_momentum: every array must be float32 (or every one "
-                                                 "float64), each gradient and buffer the size of its parameter");
-                goto done;
-            }
+        out[a] = PyFloat_AsDouble(PyList_GET_ITEM(list, a));
+        if (out[a] == -1.0 && PyErr_Occurred()) {
+            PyMem_Free(out);
+            return NULL;
         }
     }
-    if (k == F32)
-        SGD_LOOP(float)
-    else if (k == F64)
-        SGD_LOOP(double)
-    result = Py_NewRef(Py_None);
-done:
-    for (Py_ssize_t i = 0; i < got; i++)
-        PyBuffer_Release(&views[i]);
-    PyMem_Free(views);
-    return result;
+    return out;
+}
+
+/* adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs or None, step_sizes, bc2_sqrts, beta1, beta2,
+ * eps): for each parameter, with its own step size lr/(1 − β₁ᵗ) and √(1 − β₂ᵗ),
+ *   m ← m + (1 − β₁)(g − m);  v ← β₂ v + (1 − β₂) g²;  v̂ ← max(v̂, v) (amsgrad) or v
+ *   p ← p − step_size · m / (√v̂ / √(1 − β₂ᵗ) + eps) */
+static PyObject *adam(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const int writable[5] = {1, 0, 1, 1, 1};
+    static const char *const what[5] = {"a parameter", "a gradient", "an exp_avg", "an exp_avg_sq",
+                                        "a max_exp_avg_sq"};
+    gathered g;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, "
+                                         "step_sizes, bc2_sqrts, beta1, beta2, eps)");
+        return NULL;
+    }
+    int amsgrad = args[4] != Py_None, nlists = amsgrad ? 5 : 4;
+    double beta1 = PyFloat_AsDouble(args[7]), beta2 = PyFloat_AsDouble(args[8]), eps = PyFloat_AsDouble(args[9]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *lists[5] = {args[0], args[1], args[2], args[3], args[4]};
+    if (gather(lists, nlists, writable, what, "adam", &g) < 0)
+        return NULL;
+    double *sizes = floats_of(args[5], g.count, "step_sizes");
+    double *bc2_sqrts = sizes ? floats_of(args[6], g.count, "bc2_sqrts") : NULL;
+    if (bc2_sqrts) {
+        if (g.kind == F32)
+            ADAM_LOOP(float, sqrtf)
+        else if (g.kind == F64)
+            ADAM_LOOP(double, sqrt)
+    }
+    PyMem_Free(sizes);
+    PyMem_Free(bc2_sqrts);
+    release_all(&g);
+    if (!bc2_sqrts)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
@@ -349,6 +470,8 @@ static PyMethodDef methods[] = {
      "relu_backward(g, y, out): out = g * (y > 0)"},
     {"sgd_momentum", (PyCFunction)(void (*)(void))sgd_momentum, METH_FASTCALL,
      "sgd_momentum(params, grads, bufs, lr, momentum, dampening, nesterov): in place"},
+    {"adam", (PyCFunction)(void (*)(void))adam, METH_FASTCALL,
+     "adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step_sizes, bc2_sqrts, beta1, beta2, eps)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -358,7 +481,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "deltagrad._native",
 
 /* backend.py checks this against the version it was written for: raise it whenever a kernel changes, so
  * that a module built from older source (an editable install not rebuilt) is set aside, not called */
-#define KERNELS_VERSION 1
+#define KERNELS_VERSION 2
 
 PyMODINIT_FUNC PyInit__native(void)
 {

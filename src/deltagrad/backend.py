@@ -111,7 +111,7 @@ allocator_tuned = keep_freed_memory(os.environ.get("DELTAGRAD_KEEP_FREED_MEMORY"
 # ---- optional native kernels (src/deltagrad/_native.c) ----------------------------------------------------
 # Each does the work of several NumPy calls in one, on NumPy arrays; the functions below that use them do the
 # same in NumPy where the module was not built, DELTAGRAD_NATIVE=0, or the arrays are of another kind.
-NATIVE_KERNELS_VERSION = 1  # the KERNELS_VERSION of _native.c that this file calls
+NATIVE_KERNELS_VERSION = 2  # the KERNELS_VERSION of _native.c that this file calls
 try:
     from deltagrad import _native as native
 except ImportError:  # pragma: no cover - built by pip wherever a C compiler is found
@@ -200,6 +200,30 @@ def sgd_momentum_(params: list, grads: list, bufs: list, lr: float, momentum: fl
         cast = p.dtype.type
         axpby(cast(1 - dampening), g, cast(momentum), b)
         axpby(cast(-lr), g + cast(momentum) * b if nesterov else b, cast(1), p)
+
+
+def adam_(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, max_exp_avg_sqs: list | None,
+          step_sizes: list[float], bc2_sqrts: list[float], beta1: float, beta2: float, eps: float) -> None:
+    """Adam's update of many arrays at once, in place, PyTorch's formula: for each parameter p with gradient g,
+    ``m ← m + (1 − β₁)(g − m)`` (lerp), ``v ← β₂ v + (1 − β₂) g²``, ``v̂ ← max(v̂, v)`` with amsgrad (else v),
+    ``p ← p − step_size · m / (√v̂ / bc2_sqrt + eps)`` with that parameter's step size lr/(1 − β₁ᵗ) and
+    bc2_sqrt = √(1 − β₂ᵗ). One native call where ``_native`` is built (the same roundings); else NumPy.
+    """
+    if native is not None:
+        try:
+            return native.adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, step_sizes, bc2_sqrts,
+                               beta1, beta2, eps)
+        except TypeError:  # mixed dtypes, a read-only or non-contiguous array: checked before any write
+            pass
+    for k, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        m += (1 - beta1) * (g - m)
+        v *= beta2
+        v += (1 - beta2) * (g * g)
+        if max_exp_avg_sqs is not None:
+            v = numpy.maximum(max_exp_avg_sqs[k], v, out=max_exp_avg_sqs[k])
+        denom = numpy.sqrt(v) / bc2_sqrts[k]
+        denom += eps
+        p -= step_sizes[k] * (m / denom)
 
 
 def softmax_cross_entropy(x: numpy.ndarray, t: numpy.ndarray, per_row: bool) -> tuple | None:

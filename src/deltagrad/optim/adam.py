@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
+from deltagrad.backend import adam_
 from deltagrad.optim.optimizer import Optimizer, Params, check_beta, check_nonneg, grad_of, new_buffer
 
 
@@ -49,7 +48,10 @@ class Adam(Optimizer):
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             wd, amsgrad, decoupled = group["weight_decay"], group["amsgrad"], group["decoupled_weight_decay"]
-            for p in self._params_with_grad(group):
+            arrays: tuple[list, ...] = ([], [], [], [], [])   # p, g, m, v, v̂: updated by one backend call
+            step_sizes, bc2_sqrts = [], []
+            params = self._params_with_grad(group)
+            for p in params:
                 g = grad_of(p, group["maximize"])
                 state = self.state[p]
                 if not state:
@@ -65,20 +67,14 @@ class Adam(Optimizer):
                         p.data *= 1 - lr * wd
                     else:
                         g = g + wd * p.data
-                m, v = state["exp_avg"].data, state["exp_avg_sq"].data
-                m += (1 - beta1) * (g - m)  # lerp(m, g, 1 − β₁), as PyTorch computes it
-                v *= beta2
-                v += (1 - beta2) * (g * g)
-                step_size = lr / (1 - beta1**step)
-                bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+                for i, a in enumerate((p.data, g, state["exp_avg"].data, state["exp_avg_sq"].data)):
+                    arrays[i].append(a)
                 if amsgrad:
-                    vmax = state["max_exp_avg_sq"].data
-                    np.maximum(vmax, v, out=vmax)
-                    denom = np.sqrt(vmax) / bias_correction2_sqrt
-                else:
-                    denom = np.sqrt(v) / bias_correction2_sqrt
-                denom += eps
-                p.data -= step_size * (m / denom)
+                    arrays[4].append(state["max_exp_avg_sq"].data)
+                step_sizes.append(lr / (1 - beta1**step))
+                bc2_sqrts.append((1 - beta2**step) ** 0.5)
+            adam_(*arrays[:4], arrays[4] if amsgrad else None, step_sizes, bc2_sqrts, beta1, beta2, eps)
+            for p in params:
                 p._version[0] += 1
         return loss
 
