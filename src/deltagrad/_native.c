@@ -55,6 +55,17 @@ static long long target_at(const Py_buffer *t, enum kind k, Py_ssize_t i)
 
 /* ---- softmax cross-entropy ------------------------------------------------------------------------- */
 
+/* whether every one of the n targets is a class index in [0, c) */
+static int targets_in_range(const Py_buffer *t, enum kind tk, Py_ssize_t n, Py_ssize_t c)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long k = target_at(t, tk, i);
+        if (k < 0 || k >= c)
+            return 0;
+    }
+    return 1;
+}
+
 #define XENT_FORWARD(T, EXP, LOG)                                                                            \
     for (Py_ssize_t i = 0; i < n; i++) {                                                                     \
         const T *row = (const T *)x.buf + i * c;                                                             \
@@ -103,12 +114,9 @@ static PyObject *softmax_xent_forward(PyObject *self, PyObject *const *args, Py_
         goto done;
     }
     Py_ssize_t n = x.shape[0], c = x.shape[1];
-    for (Py_ssize_t i = 0; i < n; i++) {
-        long long k = target_at(&t, tk, i);
-        if (k < 0 || k >= c) {
-            result = Py_NewRef(Py_None);
-            goto done;
-        }
+    if (!targets_in_range(&t, tk, n, c)) {
+        result = Py_NewRef(Py_None);
+        goto done;
     }
     double total = 0;
     if (xk == F32)
@@ -161,12 +169,9 @@ static PyObject *softmax_xent_backward(PyObject *self, PyObject *const *args, Py
         goto done;
     }
     Py_ssize_t n = e.shape[0], c = e.shape[1];
-    for (Py_ssize_t i = 0; i < n; i++) {
-        long long k = target_at(&t, tk, i);
-        if (k < 0 || k >= c) {
-            PyErr_SetString(PyExc_IndexError, "softmax_xent_backward: a target is out of range");
-            goto done;
-        }
+    if (!targets_in_range(&t, tk, n, c)) {
+        PyErr_SetString(PyExc_IndexError, "softmax_xent_backward: a target is out of range");
+        goto done;
     }
     if (ek == F32)
         XENT_BACKWARD(float)

@@ -173,7 +173,64 @@ class ModuleList(Module):
         return self
 
 
-class ModuleDict(Module):
+class _KeyedModule(Module):
+    """What ModuleDict and ParameterDict share: a dict interface over one of the Module's stores (``_registry``,
+    the name of ``_modules`` or ``_parameters``), entries registered under their keys, insertion order kept."""
+
+    _registry = ""
+    _entry = ""  # what an entry is called, for messages
+
+    def _entries(self) -> dict[str, Any]:
+        return self.__dict__[self._registry]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._entries()[key]
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._entries():
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries()
+
+    def keys(self) -> Iterable[str]:
+        return self._entries().keys()
+
+    def values(self) -> Iterable[Any]:
+        return self._entries().values()
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        return self._entries().items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._entries().get(key, default)
+
+    def pop(self, key: str) -> Any:
+        v = self[key]
+        del self[key]
+        return v
+
+    def clear(self) -> None:
+        for key in list(self._entries()):
+            del self[key]
+
+    def update(self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
+        items = entries.items() if isinstance(entries, Mapping) else entries
+        for j, item in enumerate(items):
+            if not isinstance(item, (tuple, list)) or len(item) != 2:
+                raise ValueError(f"{type(self).__name__} update sequence element #{j} should be a "
+                                 f"(key, {self._entry}) pair")
+            self[item[0]] = item[1]
+
+
+class ModuleDict(_KeyedModule):
     """A dict of modules, registered under their keys (insertion order kept).
 
     >>> heads = ModuleDict({"cls": Linear(8, 10), "box": Linear(8, 4)})
@@ -181,54 +238,15 @@ class ModuleDict(Module):
     4
     """
 
+    _registry, _entry = "_modules", "module"
+
     def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
         super().__init__()
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
-
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
-
-    def __delitem__(self, key: str) -> None:
-        if key not in self._modules:
-            raise KeyError(key)
-        delattr(self, key)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._modules)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._modules
-
-    def keys(self) -> Iterable[str]:
-        return self._modules.keys()
-
-    def values(self) -> Iterable[Module]:
-        return self._modules.values()
-
-    def items(self) -> Iterable[tuple[str, Module]]:
-        return self._modules.items()
-
-    def pop(self, key: str) -> Module:
-        v = self[key]
-        del self[key]
-        return v
-
-    def clear(self) -> None:
-        self._replace_modules(())
-
-    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
-        items = modules.items() if isinstance(modules, Mapping) else modules
-        for j, item in enumerate(items):
-            if not isinstance(item, (tuple, list)) or len(item) != 2:
-                raise ValueError(f"ModuleDict update sequence element #{j} should be a (key, module) pair")
-            self[item[0]] = item[1]
 
 
 def _as_parameter(value: Any, what: str) -> Parameter:
@@ -288,7 +306,7 @@ class ParameterList(Module):
                          for i, p in enumerate(self))
 
 
-class ParameterDict(Module):
+class ParameterDict(_KeyedModule):
     """A dict of parameters, registered under their keys (insertion order kept); Tensors become Parameters.
 
     >>> scales = ParameterDict({"gamma": Parameter(deltagrad.ones(3)), "beta": Parameter(deltagrad.zeros(3))})
@@ -296,59 +314,16 @@ class ParameterDict(Module):
     ['beta', 'gamma']
     """
 
+    _registry, _entry = "_parameters", "parameter"
+
     def __init__(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> None:
         super().__init__()
         if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key: str) -> Parameter:
-        return self._parameters[key]
-
     def __setitem__(self, key: str, value: Any) -> None:
         self._check_name(key, "parameter")
         setattr(self, key, _as_parameter(value, "ParameterDict"))
-
-    def __delitem__(self, key: str) -> None:
-        if key not in self._parameters:
-            raise KeyError(key)
-        delattr(self, key)
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parameters)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._parameters
-
-    def keys(self) -> Iterable[str]:
-        return self._parameters.keys()
-
-    def values(self) -> Iterable[Parameter]:
-        return self._parameters.values()
-
-    def items(self) -> Iterable[tuple[str, Parameter]]:
-        return self._parameters.items()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._parameters.get(key, default)
-
-    def pop(self, key: str) -> Parameter:
-        v = self[key]
-        del self[key]
-        return v
-
-    def clear(self) -> None:
-        for key in list(self._parameters):
-            del self[key]
-
-    def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
-        items = parameters.items() if isinstance(parameters, Mapping) else parameters
-        for j, item in enumerate(items):
-            if not isinstance(item, (tuple, list)) or len(item) != 2:
-                raise ValueError(f"ParameterDict update sequence element #{j} should be a (key, parameter) pair")
-            self[item[0]] = item[1]
 
     def extra_repr(self) -> str:
         return "\n".join(f"({k}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
