@@ -101,7 +101,45 @@ class Sequential(Module):
         return self
 
 
-class ModuleList(Module):
+class _IndexedModule(Module):
+    """What ModuleList and ParameterList share: a list interface over one of the Module's stores
+    (``_registry``), entries registered under their index ``'0'``, ``'1'``..."""
+
+    _registry = ""
+
+    def __init__(self, entries: Iterable[Any] | None = None) -> None:
+        super().__init__()
+        if entries is not None:
+            self.extend(entries)
+
+    def _entries(self) -> dict[str, Any]:
+        return self.__dict__[self._registry]
+
+    def __getitem__(self, idx: int | slice) -> Any:
+        entries = list(self._entries().values())
+        if isinstance(idx, slice):
+            return type(self)(entries[idx])
+        return entries[_index(idx, len(entries), type(self).__name__)]
+
+    def __len__(self) -> int:
+        return len(self._entries())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._entries().values())
+
+    def __iadd__(self, entries: Iterable[Any]) -> Any:
+        return self.extend(entries)
+
+    def extend(self, entries: Iterable[Any]) -> Any:
+        for entry in entries:
+            self.append(entry)
+        return self
+
+    def append(self, entry: Any) -> Any:
+        raise NotImplementedError
+
+
+class ModuleList(_IndexedModule):
     """A list of modules, registered so that their parameters are found (it has no ``forward``).
 
     >>> layers = ModuleList([Linear(4, 4) for _ in range(3)])
@@ -109,16 +147,7 @@ class ModuleList(Module):
     (3, ['0.weight', '0.bias'])
     """
 
-    def __init__(self, modules: Iterable[Module] | None = None) -> None:
-        super().__init__()
-        if modules is not None:
-            self.extend(modules)
-
-    def __getitem__(self, idx: int | slice) -> Any:
-        mods = list(self._modules.values())
-        if isinstance(idx, slice):
-            return type(self)(mods[idx])
-        return mods[_index(idx, len(mods), "ModuleList")]
+    _registry = "_modules"
 
     def __setitem__(self, idx: int, module: Module) -> None:
         setattr(self, str(_index(idx, len(self), "ModuleList")), module)
@@ -128,12 +157,6 @@ class ModuleList(Module):
         for key in keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(keys), "ModuleList")]]:
             delattr(self, key)
         self._replace_modules((str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
 
     def __repr__(self) -> str:
         # runs of identical children print once, as PyTorch does: "(0-2): 3 x Linear(...)"
@@ -148,9 +171,6 @@ class ModuleList(Module):
             return f"{self._get_name()}()"
         lines = [_addindent(f"({a}): {r}" if a == b else f"({a}-{b}): {b - a + 1} x {r}", 2) for a, b, r in runs]
         return f"{self._get_name()}(\n  " + "\n  ".join(lines) + "\n)"
-
-    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
-        return self.extend(modules)
 
     def __add__(self, other: Iterable[Module]) -> ModuleList:
         return ModuleList(list(self) + list(other))
@@ -168,9 +188,7 @@ class ModuleList(Module):
         if isinstance(modules, Module) and not isinstance(modules, (ModuleList, Sequential)):
             raise TypeError("ModuleList.extend should be called with an iterable of modules, "
                             f"got {type(modules).__name__}")
-        for m in modules:
-            self.append(m)
-        return self
+        return super().extend(modules)
 
 
 class _KeyedModule(Module):
@@ -179,6 +197,11 @@ class _KeyedModule(Module):
 
     _registry = ""
     _entry = ""  # what an entry is called, for messages
+
+    def __init__(self, entries: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> None:
+        super().__init__()
+        if entries is not None:
+            self.update(entries)
 
     def _entries(self) -> dict[str, Any]:
         return self.__dict__[self._registry]
@@ -240,11 +263,6 @@ class ModuleDict(_KeyedModule):
 
     _registry, _entry = "_modules", "module"
 
-    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None) -> None:
-        super().__init__()
-        if modules is not None:
-            self.update(modules)
-
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
 
@@ -258,7 +276,7 @@ def _as_parameter(value: Any, what: str) -> Parameter:
     raise TypeError(f"{what} holds Parameters (or Tensors, made Parameters), got {type(value).__name__}")
 
 
-class ParameterList(Module):
+class ParameterList(_IndexedModule):
     """A list of parameters, registered under their index so that ``parameters()`` and ``state_dict()`` see them
     (``'0'``, ``'1'``...). Tensors that are not yet Parameters become Parameters, as in PyTorch.
 
@@ -267,28 +285,10 @@ class ParameterList(Module):
     (3, ['0', '1', '2'])
     """
 
-    def __init__(self, values: Iterable[Any] | None = None) -> None:
-        super().__init__()
-        if values is not None:
-            self.extend(values)
-
-    def __getitem__(self, idx: int | slice) -> Any:
-        params = list(self._parameters.values())
-        if isinstance(idx, slice):
-            return type(self)(params[idx])
-        return params[_index(idx, len(params), "ParameterList")]
+    _registry = "_parameters"
 
     def __setitem__(self, idx: int, value: Any) -> None:
         setattr(self, str(_index(idx, len(self), "ParameterList")), _as_parameter(value, "ParameterList"))
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def __iter__(self) -> Iterator[Parameter]:
-        return iter(self._parameters.values())
-
-    def __iadd__(self, values: Iterable[Any]) -> ParameterList:
-        return self.extend(values)
 
     def append(self, value: Any) -> ParameterList:
         self.register_parameter(str(len(self)), _as_parameter(value, "ParameterList"))
@@ -297,9 +297,7 @@ class ParameterList(Module):
     def extend(self, values: Iterable[Any]) -> ParameterList:
         if isinstance(values, Tensor):
             raise TypeError("ParameterList.extend should be called with an iterable of parameters, got a Tensor")
-        for v in values:
-            self.append(v)
-        return self
+        return super().extend(values)
 
     def extra_repr(self) -> str:
         return "\n".join(f"({i}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
@@ -315,11 +313,6 @@ class ParameterDict(_KeyedModule):
     """
 
     _registry, _entry = "_parameters", "parameter"
-
-    def __init__(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> None:
-        super().__init__()
-        if parameters is not None:
-            self.update(parameters)
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._check_name(key, "parameter")
