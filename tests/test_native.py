@@ -1,9 +1,9 @@
 """The native kernels (src/deltagrad/_native.c) against their NumPy twins in backend.py.
 
 Each backend function is run twice on the same inputs, once with the native module and once with
-``backend.native`` set to None (what ``DELTAGRAD_NATIVE=0`` or a missing C compiler gives): the SGD update
-and the backward kernels must agree bit for bit (they round step by step as NumPy does), the forward of the
-cross-entropy to an ulp or two (the C library's exp and log against NumPy's).
+``backend.native`` set to None (what ``DELTAGRAD_NATIVE=0`` or a missing C compiler gives): the SGD and
+Adam updates, the ReLU and the cross-entropy's backward must agree bit for bit (they round step by step as
+NumPy does), the cross-entropy's forward to an ulp or two (the C library's exp and log against NumPy's).
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ def numpy_only(fn, *args, **kwargs):
 def test_the_native_module_is_built_where_a_compiler_is():
     import os
 
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if os.environ.get("DELTAGRAD_NATIVE", "1") == "0":
         assert backend.native is None
-    elif shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc"):
+    elif shutil.which(compiler):
         assert backend.native is not None, "pip install should have built deltagrad._native"
 
 
