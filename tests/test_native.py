@@ -191,6 +191,11 @@ def test_kernels_refuse_what_they_cannot_read():
     with pytest.raises(TypeError, match="do not match"):
         backend.native.softmax_xent_forward(x, np.zeros(3, np.int64), np.empty_like(x), np.empty(4, np.float32),
                                             None)
+    with pytest.raises(TypeError, match="do not match"):   # a 0-d Σe or 2-d targets: refused, never read
+        backend.native.softmax_xent_forward(x, np.zeros(4, np.int64), np.empty_like(x), np.ones((), np.float32), None)
+    with pytest.raises(TypeError, match="do not match"):
+        backend.native.softmax_xent_backward(x, np.ones(4, np.float32), np.zeros((4, 1), np.int64), 0.5,
+                                             np.empty_like(x))
     with pytest.raises(TypeError, match="float32 or float64"):
         backend.native.softmax_xent_forward(x.astype(np.int32), np.zeros(4, np.int64), np.empty_like(x),
                                             np.empty(4, np.float32), None)

@@ -109,7 +109,8 @@ static PyObject *softmax_xent_forward(PyObject *self, PyObject *const *args, Py_
     }
     if (x.ndim != 2 || x.shape[0] < 1 || (tk != I32 && tk != I64) || t.ndim != 1 ||
         t.shape[0] != x.shape[0] || kind_of(&e) != xk || e.len != x.len || kind_of(&sum_e) != xk ||
-        sum_e.shape[0] != x.shape[0] || (loss.buf && (kind_of(&loss) != xk || loss.len != sum_e.len))) {
+        sum_e.ndim != 1 || sum_e.shape[0] != x.shape[0] ||
+        (loss.buf && (kind_of(&loss) != xk || loss.len != sum_e.len))) {
         PyErr_SetString(PyExc_TypeError, "softmax_xent_forward: shapes or dtypes do not match");
         goto done;
     }
@@ -163,8 +164,8 @@ static PyObject *softmax_xent_backward(PyObject *self, PyObject *const *args, Py
         goto done;
     enum kind ek = kind_of(&e), tk = kind_of(&t);
     if ((ek != F32 && ek != F64) || e.ndim != 2 || kind_of(&sum_e) != ek || kind_of(&out) != ek ||
-        out.len != e.len || sum_e.shape[0] != e.shape[0] || (tk != I32 && tk != I64) ||
-        t.shape[0] != e.shape[0]) {
+        out.len != e.len || sum_e.ndim != 1 || sum_e.shape[0] != e.shape[0] || (tk != I32 && tk != I64) ||
+        t.ndim != 1 || t.shape[0] != e.shape[0]) {
         PyErr_SetString(PyExc_TypeError, "softmax_xent_backward: shapes or dtypes do not match");
         goto done;
     }
@@ -186,7 +187,7 @@ done:
     return result;
 }
 
-/* ---- ReLU backward ----------------------------------------------------------------------------------- */
+/* ---- ReLU ------------------------------------------------------------------------------------------------ */
 
 /* relu_forward(x, out): out = max(x, 0) as NumPy's maximum against zeros (a NaN stays, −0 gives +0) */
 static PyObject *relu_forward(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
