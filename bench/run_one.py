@@ -13,8 +13,6 @@ import resource
 import sys
 import time
 
-import numpy as np
-
 from bench.workloads import LR, MOMENTUM, WARMUP, WORKLOADS, batches, data, flops_per_step
 
 
@@ -53,17 +51,18 @@ def make_step(fw, name: str, captured: bool = False):
 def main(framework: str, name: str) -> dict:
     w = WORKLOADS[name]
     x, y = data(name)
+    pairs = batches(x, y, w["batch"], w["steps"])
     if framework == "numpy":
-        return _by_hand(name, x, y)
-    if framework == "torch":
-        import torch as fw
-
-        fw.set_num_threads(2)
+        step, xs = _by_hand(name), list(pairs)
     else:
-        import deltagrad as fw
-    step = make_step(fw, name, captured=framework == "deltagrad-captured")
-    convert = fw.from_numpy
-    xs = [(convert(a), convert(b)) for a, b in batches(x, y, w["batch"], w["steps"])]
+        if framework == "torch":
+            import torch as fw
+
+            fw.set_num_threads(2)
+        else:
+            import deltagrad as fw
+        step = make_step(fw, name, captured=framework == "deltagrad-captured")
+        xs = [(fw.from_numpy(a), fw.from_numpy(b)) for a, b in pairs]
     for xb, yb in xs[:WARMUP]:
         step(xb, yb)
     setup = rss_mb()
@@ -72,29 +71,19 @@ def main(framework: str, name: str) -> dict:
         loss = step(xb, yb)
     dt = time.perf_counter() - t
     return dict(fw=framework, workload=name, steps_per_s=w["steps"] / dt,
-                gflops=flops_per_step(name) * w["steps"] / dt / 1e9, loss=float(loss.detach().item()),
+                gflops=flops_per_step(name) * w["steps"] / dt / 1e9,
+                loss=loss if isinstance(loss, float) else float(loss.detach().item()),
                 peak_rss_mb=rss_mb(), peak_growth_mb=rss_mb() - setup)
 
 
-def _by_hand(name: str, x: np.ndarray, y: np.ndarray) -> dict:
-    """The MLP step written in plain NumPy (bench/numpy_by_hand.py), timed the same way."""
+def _by_hand(name: str):
+    """The MLP step written in plain NumPy (bench/numpy_by_hand.py): ``step(x, y) -> float loss``."""
     from bench.numpy_by_hand import ByHand
 
-    w = WORKLOADS[name]
-    if w["sizes"] == "lenet":
+    sizes = WORKLOADS[name]["sizes"]
+    if sizes == "lenet":
         raise SystemExit("numpy: only the MLP workloads are written by hand")
-    model = ByHand(w["sizes"])
-    xs = list(batches(x, y, w["batch"], w["steps"]))
-    for xb, yb in xs[:WARMUP]:
-        model.step(xb, yb)
-    setup = rss_mb()
-    t = time.perf_counter()
-    for xb, yb in xs:
-        loss = model.step(xb, yb)
-    dt = time.perf_counter() - t
-    return dict(fw="numpy", workload=name, steps_per_s=w["steps"] / dt,
-                gflops=flops_per_step(name) * w["steps"] / dt / 1e9, loss=loss,
-                peak_rss_mb=rss_mb(), peak_growth_mb=rss_mb() - setup)
+    return ByHand(sizes).step
 
 
 if __name__ == "__main__":

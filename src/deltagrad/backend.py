@@ -288,10 +288,7 @@ def relu_forward(x: numpy.ndarray) -> numpy.ndarray:
     if type(x) is numpy.ndarray and x.flags.c_contiguous and x.size <= 1 << 20:
         zeros = _ZEROS.get((x.shape, x.dtype))
         if zeros is None:
-            if len(_ZEROS) > 64:
-                _ZEROS.clear()
-            zeros = _ZEROS[x.shape, x.dtype] = numpy.zeros_like(x)
-            zeros.flags.writeable = False
+            zeros = _keep(_ZEROS, (x.shape, x.dtype), numpy.zeros_like(x))
         return numpy.maximum(x, zeros)
     return numpy.maximum(x, numpy.zeros_like(x))
 
@@ -332,26 +329,25 @@ _ARANGE: dict[tuple[int, int], numpy.ndarray] = {}
 _UNSIGNED = {n: numpy.dtype(f"u{n}") for n in (1, 2, 4, 8)}  # built once: parsing "u8" costs 0.2 µs a call
 
 
+def _keep(cache: dict, key: Any, array: numpy.ndarray) -> numpy.ndarray:
+    """Store ``array`` read-only in ``cache`` under ``key`` (at most 64 kept, then the cache starts over)."""
+    if len(cache) > 64:
+        cache.clear()
+    array.flags.writeable = False
+    cache[key] = array
+    return array
+
+
 def ones(n: int, dtype: Any) -> numpy.ndarray:
     """A kept read-only vector of n ones (row sums as BLAS products, the same every step)."""
     v = _ONES.get((n, dtype))
-    if v is None:
-        if len(_ONES) > 64:
-            _ONES.clear()
-        v = _ONES[n, dtype] = numpy.ones(n, dtype)
-        v.flags.writeable = False
-    return v
+    return v if v is not None else _keep(_ONES, (n, dtype), numpy.ones(n, dtype))
 
 
 def arange(n: int, step: int = 1) -> numpy.ndarray:
     """A kept read-only ``arange(n) · step``: the row index (or each row's flat offset) of a pick per row."""
     v = _ARANGE.get((n, step))
-    if v is None:
-        if len(_ARANGE) > 64:
-            _ARANGE.clear()
-        v = _ARANGE[n, step] = numpy.arange(n) * step
-        v.flags.writeable = False
-    return v
+    return v if v is not None else _keep(_ARANGE, (n, step), numpy.arange(n) * step)
 
 
 def zeros(shape: tuple[int, ...], dtype: Any) -> numpy.ndarray:

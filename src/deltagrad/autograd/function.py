@@ -103,9 +103,8 @@ class Function:
 
     def _release(self) -> None:
         """Free what forward saved once backward has used it; the graph cannot be walked again."""
-        self.__dict__.clear()
+        self.__dict__.clear()  # _inputs falls back to the class's ()
         self._freed = True
-        self._inputs = ()
 
     @property
     def name(self) -> str:
