@@ -48,7 +48,7 @@ class Adam(Optimizer):
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             wd, amsgrad, decoupled = group["weight_decay"], group["amsgrad"], group["decoupled_weight_decay"]
-            arrays: tuple[list, ...] = ([], [], [], [], [])   # p, g, m, v, v̂: updated by one backend call
+            ps, gs, ms, vs, vmaxs = [], [], [], [], []   # θ, g, m, v, v̂ of every parameter: one backend call
             step_sizes, bc2_sqrts = [], []
             params = self._params_with_grad(group)
             for p in params:
@@ -67,13 +67,15 @@ class Adam(Optimizer):
                         p.data *= 1 - lr * wd
                     else:
                         g = g + wd * p.data
-                for i, a in enumerate((p.data, g, state["exp_avg"].data, state["exp_avg_sq"].data)):
-                    arrays[i].append(a)
+                ps.append(p.data)
+                gs.append(g)
+                ms.append(state["exp_avg"].data)
+                vs.append(state["exp_avg_sq"].data)
                 if amsgrad:
-                    arrays[4].append(state["max_exp_avg_sq"].data)
+                    vmaxs.append(state["max_exp_avg_sq"].data)
                 step_sizes.append(lr / (1 - beta1**step))
                 bc2_sqrts.append((1 - beta2**step) ** 0.5)
-            adam_(*arrays[:4], arrays[4] if amsgrad else None, step_sizes, bc2_sqrts, beta1, beta2, eps)
+            adam_(ps, gs, ms, vs, vmaxs if amsgrad else None, step_sizes, bc2_sqrts, beta1, beta2, eps)
             for p in params:
                 p._version[0] += 1
         return loss
