@@ -15,12 +15,13 @@ from typing import Any
 from deltagrad import __version__
 from deltagrad.cli import report
 from deltagrad.data import BUILTIN, DataError
+from deltagrad.explain import ExplainError
 from deltagrad.train import toml_io
 from deltagrad.train.api import evaluate_run, predict_run, run_info, train_run
 from deltagrad.train.config import FLAGS, MODELS, OPTIMIZERS, set_path
 from deltagrad.train.errors import ConfigError, RunError
 
-USER_ERRORS = (RunError, DataError)
+USER_ERRORS = (RunError, DataError, ExplainError)
 VERSION = __version__
 
 TRAIN_EXAMPLES = """\
