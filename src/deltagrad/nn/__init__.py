@@ -20,12 +20,13 @@ from deltagrad.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, Eucl
 from deltagrad.nn.module import IncompatibleKeys, Module
 from deltagrad.nn.normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from deltagrad.nn.parameter import Parameter
+from deltagrad.nn.pointwise import Pointwise
 from deltagrad.nn.pooling import AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d
 
 __all__ = ["functional", "init", "Module", "Parameter", "RemovableHandle", "IncompatibleKeys",
            "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
            "Linear", "Identity", "Conv1d", "Conv2d", "Conv3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",
            "AvgPool1d", "AvgPool2d", "AvgPool3d", "Flatten", "Unflatten", "Dropout", "BatchNorm1d", "BatchNorm2d",
-           "BatchNorm3d",
+           "BatchNorm3d", "Pointwise",
            "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
            "MSELoss", "EuclideanLoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss"]

@@ -19,7 +19,8 @@ from deltagrad import nn
 from deltagrad.train.errors import ConfigError
 
 LAYER_TYPES = ("Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "Flatten",
-               "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "BatchNorm1d", "BatchNorm2d", "Identity")
+               "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Dropout", "BatchNorm1d", "BatchNorm2d", "Identity",
+               "Pointwise")
 _ACTIVATION = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "leaky_relu": "LeakyReLU"}
 
 
