@@ -8,3 +8,6 @@ imports this package, and it never imports ``deltagrad.train`` or ``deltagrad.cl
 from __future__ import annotations
 
 from deltagrad.explain.errors import ExplainError
+from deltagrad.explain.graph import to_dot, write_graph
+from deltagrad.explain.ledger import LayerRecord, Ledger
+from deltagrad.explain.worked_example import worked_example, worked_example_text
