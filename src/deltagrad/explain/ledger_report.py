@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from deltagrad.explain.ledger import Ledger, ProductCheck
+from deltagrad.explain.ledger import FD_EPS, Ledger, ProductCheck
 
 SMALL = 10  # signals with at most this many values are printed in full
 
@@ -24,7 +24,8 @@ def stats(a: np.ndarray | None) -> dict[str, float] | None:
     return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()), "max": float(a.max())}
 
 
-def summarize(ledger: Ledger, lr: float | None = None, fd_entries: int = 3, eps: float = 1e-6) -> dict[str, Any]:
+def summarize(ledger: Ledger, lr: float | None = None, fd_entries: int = 3,
+              eps: float = FD_EPS) -> dict[str, Any]:
     """``{"loss", "layers": [{"index", "type", "input_shape", "output_shape", "forward", "backward",
     "params": {name: {"grad_norm", "update_ratio", "fd_max_rel_error"}}}]}``: "forward" describes x(l),
     "backward" dL/dx(l); ``update_ratio`` is lr·‖∇W‖/‖W‖ (None without ``lr`` or for W = 0)."""
@@ -74,8 +75,8 @@ def ledger_text(ledger: Ledger, summary: dict[str, Any], checks: list[ProductChe
             lines.append(f"{'':>5}x({layer['index']}) = {_values(rec.output)}")
         if rec.output_grad is not None and rec.output_grad.size <= SMALL:
             lines.append(f"{'':>5}dL/dx({layer['index']}) = {_values(rec.output_grad)}")
-    lines += ["", "parameters: gradient norm, update-to-weight ratio lr·‖∇W‖/‖W‖, finite differences (largest "
-                  "relative error of the checked entries), and ∇W against backward × forward",
+    lines += ["", "per parameter: the gradient norm, the update-to-weight ratio lr·‖∇W‖/‖W‖, finite differences (the",
+              "largest relative error of the entries checked), and ∇W against backward signal × forward signal",
               f"{'parameter':<16} {'‖∇W‖':>10} {'lr·‖∇W‖/‖W‖':>12} {'fin. diff.':>11}  backward × forward"]
     for layer, rec in zip(summary["layers"], ledger):
         for name, p in layer["params"].items():
