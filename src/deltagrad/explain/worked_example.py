@@ -11,7 +11,7 @@ compares the figures the notes print with them and finds the two places where th
 ``worked_example_text()`` lays it all out in the notes' block notation.
 
 >>> worked_example()["backward"]["x3"]     # dL/dx3 = x3 − y
-[-0.18694483533442728]
+[-0.18694483533442757]
 """
 
 from __future__ import annotations
