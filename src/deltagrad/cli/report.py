@@ -28,16 +28,21 @@ def _acc(v: Any) -> str:
     return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "n/a"
 
 
+def _loss(v: Any) -> str:
+    """A loss; ``None`` means the part had no examples (not NaN: there was nothing to measure)."""
+    return f"{v:.4f}" if isinstance(v, (int, float)) else "n/a (no examples)" if v is None else str(v)
+
+
 def summary_line(result: dict[str, Any]) -> str:
     acc = f", test accuracy {_acc(result['test_accuracy'])}" if result.get("test_accuracy") is not None else ""
-    return f"test loss {result['test_loss']:.4f}{acc} ({result['test_examples']} examples); run saved in " \
+    return f"test loss {_loss(result['test_loss'])}{acc} ({result['test_examples']} examples); run saved in " \
            f"{result['run']}"
 
 
 def eval_line(result: dict[str, Any], split: str) -> str:
     acc = result.get(f"{split}_accuracy")
     acc_text = f"  {split} accuracy {_acc(acc)}" if acc is not None else ""
-    return (f"{split} loss {result[f'{split}_loss']:.4f}{acc_text}  ({result[f'{split}_examples']} examples of "
+    return (f"{split} loss {_loss(result[f'{split}_loss'])}{acc_text}  ({result[f'{split}_examples']} examples of "
             f"{result['dataset']})")
 
 
@@ -99,12 +104,12 @@ def info_text(info: dict[str, Any]) -> str:
         h = hist[-1]
         va = f" acc {_acc(h.get('val_accuracy'))}" if h.get("val_accuracy") is not None else ""
         tr = f" acc {_acc(h.get('train_accuracy'))}" if h.get("train_accuracy") is not None else ""
-        lines.append(f"last epoch  train loss {h['train_loss']:.4f}{tr}  val loss {h['val_loss']:.4f}{va}")
+        lines.append(f"last epoch  train loss {_loss(h['train_loss'])}{tr}  val loss {_loss(h.get('val_loss'))}{va}")
         norms = h.get("grad_norm") or {}
         lines.append("grad norms  " + "  ".join(f"{k} {v:.3g}" for k, v in norms.items()))
     met = info.get("metrics")
     if met:
         acc = f"  accuracy {_acc(met.get('test_accuracy'))}" if met.get("test_accuracy") is not None else ""
-        lines.append(f"test        loss {met['test_loss']:.4f}{acc}  ({met.get('test_examples')} examples)")
+        lines.append(f"test        loss {_loss(met['test_loss'])}{acc}  ({met.get('test_examples')} examples)")
     lines.append("files       " + ", ".join(info["files"]))
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Data sets from files: MNIST/Fashion-MNIST IDX folders (raw or .gz) and numeric CSV tables.
+"""Data sets from files: MNIST/Fashion-MNIST IDX folders (raw or .gz) and numeric CSV tables; and the
+inputs a saved model predicts from (a ``.npy`` array or a CSV table), read without blocking.
 
 Errors are ``DataError`` and name the file, and the line for CSV or the expected and found sizes for IDX.
 """
@@ -9,6 +10,8 @@ import csv
 import gzip
 import io
 import math
+import os
+import stat
 import warnings
 import zlib
 from pathlib import Path
@@ -86,13 +89,20 @@ def _find_idx(folder: Path, stem: str) -> Path:
 
 
 def mnist_folder(folder: str | Path) -> RawData:
-    """MNIST or Fashion-MNIST from a local folder of the four IDX files: 1×28×28 images scaled to [0, 1]."""
+    """MNIST or Fashion-MNIST from a local folder of the four IDX files: 1×28×28 images scaled to [0, 1]
+    (any size, as long as the training and test images have the same one)."""
     folder = Path(folder)
-    arrays = {role: read_idx(_find_idx(folder, stem), magic) for role, (stem, magic) in _MNIST_FILES.items()}
+    paths = {role: _find_idx(folder, stem) for role, (stem, _) in _MNIST_FILES.items()}
+    arrays = {role: read_idx(paths[role], magic) for role, (_, magic) in _MNIST_FILES.items()}
     for part in ("train", "test"):
         xi, yi = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if len(xi) != len(yi):
             raise DataError(f"{folder}: {len(xi)} {part} images but {len(yi)} {part} labels")
+    train_size, test_size = arrays["train_images"].shape[1:], arrays["test_images"].shape[1:]
+    if train_size != test_size:
+        raise DataError(f"{folder}: the test images are {'×'.join(map(str, test_size))} "
+                        f"({paths['test_images'].name}) but the training images {'×'.join(map(str, train_size))} "
+                        f"({paths['train_images'].name}); a model takes one image size")
     n_classes = int(max(arrays["train_labels"].max(initial=0), arrays["test_labels"].max(initial=0))) + 1
 
     def images(a: np.ndarray) -> np.ndarray:
@@ -124,14 +134,16 @@ def read_text(path: Path, error: type[Exception], missing: str = "no such file",
         raise error(f"{path}: cannot read ({e.strerror or e})") from None
 
 
-def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray, bool]:
-    """``(column names, float64 values (rows, columns), has_header)`` of a numeric CSV file.
+def read_csv_table(path: str | Path, text: str | None = None) -> tuple[list[str], np.ndarray, bool]:
+    """``(column names, float64 values (rows, columns), has_header)`` of a numeric CSV file (or of ``text``,
+    already read from ``path``).
 
     A first line with any non-numeric cell is a header (otherwise columns are named 0, 1, ...). Every other
     line must have as many cells as the first and only finite numbers; blank lines are skipped.
     """
     path = Path(path)
-    text = read_text(path, DataError, encoding="utf-8-sig")
+    if text is None:
+        text = read_text(path, DataError, encoding="utf-8-sig")
     reader = csv.reader(io.StringIO(text))
     first = next((r for r in reader if r and any(c.strip() for c in r)), None)
     if first is None:
@@ -166,6 +178,69 @@ def read_csv_table(path: str | Path) -> tuple[list[str], np.ndarray, bool]:
                 raise DataError(f"{path}, line {line}, column {names[c]!r}: {cell.strip()!r} is not a finite number")
             values[r, c] = v
     return names, values, has_header
+
+
+# -- inputs to predict from ----------------------------------------------------------------------------------
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
+                (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _regular(path: Path, mode: int) -> None:
+    for test, what in _NOT_REGULAR:
+        if test(mode):
+            raise DataError(f"{path}: is {what}, not a file of inputs (a .npy array or a .csv table)")
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path}: not a regular file")
+
+
+def read_regular_file(path: str | Path) -> bytes:
+    """The bytes of ``path``, which must be a regular file. A folder, a FIFO, a device or a socket is refused
+    from its ``stat`` before it is opened (reading a FIFO waits for a writer; /dev/zero never ends), and the
+    file is opened non-blocking and checked again, so that nothing swapped in between can block either."""
+    path = Path(path)
+    try:
+        _regular(path, os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        _regular(path, os.fstat(f.fileno()).st_mode)
+        return f.read()
+
+
+def read_inputs_file(path: str | Path) -> np.ndarray | tuple[list[str], np.ndarray, bool]:
+    """What a file of inputs holds: the array of a ``.npy`` file, or ``read_csv_table``'s triple for a CSV table.
+
+    A ``.npz`` archive, an empty file, a pickled (object) array and a non-UTF-8 table are refused, naming the file.
+    """
+    path = Path(path)
+    raw = read_regular_file(path)
+    if not raw:
+        raise DataError(f"{path}: the file is empty")
+    if raw.startswith(b"PK\x03\x04") or path.suffix.lower() == ".npz":
+        raise DataError(f"{path}: a .npz archive (several arrays); save the inputs as one array with numpy.save "
+                        "(a .npy file)")
+    if not raw.startswith(b"\x93NUMPY") and path.suffix.lower() == ".npy":
+        what = "a pickle, which is refused" if raw[:1] == b"\x80" else "it does not start with the NumPy header"
+        raise DataError(f"{path}: not a .npy array ({what})")
+    if raw.startswith(b"\x93NUMPY"):
+        try:
+            return np.load(io.BytesIO(raw), allow_pickle=False)
+        except ValueError as e:
+            if "allow_pickle" in str(e):
+                raise DataError(f"{path}: cannot read as a .npy array ({e}); object arrays (pickles) are refused") \
+                    from None
+            raise DataError(f"{path}: not a valid .npy file ({' '.join(str(e).split())})") from None
+        except (EOFError, OSError) as e:
+            raise DataError(f"{path}: truncated or broken .npy file ({e})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start}); inputs are a .npy array "
+                        "or a numeric .csv table") from None
+    return read_csv_table(path, text)
 
 
 def _column(names: list[str], target: str | int | None, path: Path) -> int:

@@ -5,10 +5,17 @@ folder of MNIST/Fashion-MNIST IDX files. The split is the same on every run and 
 from a fixed seed (``SPLIT_SEED``), 20% test and 10% validation (an IDX folder brings its own test set, and
 10% of its training images become the validation set). Normalization uses the training part's statistics
 only: ``x' = (x − mean) / std``, one mean/std for all pixels of an image set, one per column for a table.
+A feature that is constant on the training part (std below 1e-8) is only centred: its std is taken as 1,
+so nothing divides by zero; a given ``std`` must be positive.
+
+Small sets: the parts are rounded (``round(0.2 n)`` test, ``round(0.1 n)`` validation examples), so fewer
+than 3 examples give no test examples and fewer than 6 no validation examples; the training part always
+has at least one. ``split_warnings`` says which part is empty, and losses over an empty part are ``None``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,8 +82,26 @@ def split_indices(n: int, val_fraction: float = VAL_FRACTION, test_fraction: flo
     perm = np.random.default_rng(seed).permutation(n)
     n_test, n_val = int(round(n * test_fraction)), int(round(n * val_fraction))
     if n - n_test - n_val < 1:
-        raise DataError(f"a data set of {n} examples is too small to split into train/validation/test")
+        raise DataError(f"a data set of {n} examples is too small to split into train/validation/test "
+                        "(it leaves no training examples)")
     return perm[n_test + n_val:], perm[n_test:n_test + n_val], perm[:n_test]
+
+
+def split_summary(data: DataSplits) -> str:
+    """``"3 examples: 2 train / 0 validation / 1 test"``."""
+    a, b, c = len(data.train), len(data.val), len(data.test)
+    return f"{a + b + c} example{'s' if a + b + c != 1 else ''}: {a} train / {b} validation / {c} test"
+
+
+def split_warnings(data: DataSplits) -> list[str]:
+    """A warning line for each empty validation or test part (whose loss is then not measured: ``None``)."""
+    out = []
+    for part, what in ((data.val, "validation"), (data.test, "test")):
+        if len(part) == 0:
+            out.append(f"warning: data set {data.name!r} has no {what} examples ({split_summary(data)}; the fixed "
+                       f"split sets aside {round(100 * VAL_FRACTION)}% for validation and "
+                       f"{round(100 * TEST_FRACTION)}% for test, rounded): the {what} loss is not measured")
+    return out
 
 
 def fit_normalization(x: np.ndarray, images: bool) -> tuple[Any, Any]:
@@ -95,12 +120,66 @@ def normalize(x: np.ndarray, mean: Any, std: Any) -> np.ndarray:
     ``(N, F)``)."""
     if mean is None:
         return x.astype(np.float32, copy=False)
+    if std is None:
+        raise DataError("normalization needs a std with its mean")
     m = np.asarray(mean, dtype=np.float32)
     s = np.asarray(std, dtype=np.float32)
     if m.ndim and (x.ndim != 2 or x.shape[1] != m.shape[0]):
         raise DataError(f"inputs of shape {tuple(x.shape[1:])} do not match the {m.shape[0]} features "
                         "the model was trained on")
-    return ((x - m) / s).astype(np.float32, copy=False)
+    if s.ndim and (x.ndim != 2 or x.shape[1] != s.shape[0]):
+        raise DataError(f"inputs of shape {tuple(x.shape[1:])} do not match the {s.shape[0]} values of std")
+    if not (np.isfinite(s).all() and (s > 0).all()):
+        bad = np.flatnonzero(~(np.isfinite(s) & (s > 0)).reshape(-1))[0]
+        raise DataError(f"std {float(s.reshape(-1)[bad]):g}" + (f" of feature {bad}" if s.ndim else "")
+                        + " (in float32) is not a positive number: normalizing would divide by it")
+    with np.errstate(over="ignore"):  # a tiny std overflows float32: load_dataset reports that, naming the set
+        return ((x - m) / s).astype(np.float32, copy=False)
+
+
+_KINDS = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes", "O": "Python objects",
+          "M": "dates", "m": "time spans", "V": "records"}
+
+
+def as_inputs(x: Any, input_shape: tuple[int, ...], name: str = "inputs") -> np.ndarray:
+    """Raw inputs for a model that takes examples of ``input_shape``, checked and as float32 ``(N, *input_shape)``.
+
+    ``x`` holds real numbers (float or integer; not strings, objects, complex numbers or booleans), at least
+    one example, each of ``input_shape`` or flattened (``(N, prod(input_shape))`` is reshaped), all finite in
+    float32. Anything else is a one-line ``DataError`` that starts with ``name`` (the file) and names the shapes.
+
+    >>> as_inputs(np.zeros((5, 64)), (1, 8, 8)).shape
+    (5, 1, 8, 8)
+    """
+    a = np.asarray(x)
+    if a.dtype.kind not in "iuf":
+        raise DataError(f"{name}: holds {_KINDS.get(a.dtype.kind, 'values')} (dtype {a.dtype}), but a model "
+                        "predicts from real numbers (a float or integer array)")
+    shape = tuple(int(s) for s in input_shape)
+    if a.ndim == 0 or a.shape[0] == 0:
+        raise DataError(f"{name}: holds no examples (an array of shape {a.shape}); the model takes (N, "
+                        f"{', '.join(map(str, shape))}) with N >= 1")
+    if a.shape[1:] != shape:
+        if math.prod(a.shape[1:]) != math.prod(shape) or a.ndim == 1:
+            flat = f" or (N, {math.prod(shape)})" if len(shape) > 1 else ""
+            raise DataError(f"{name}: inputs of shape {a.shape[1:]} do not fit the model, which takes {shape} "
+                            f"(the array has shape {a.shape}; give (N, {', '.join(map(str, shape))}){flat})")
+        a = a.reshape((len(a), *shape))
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = a.astype(np.float32, copy=False)
+    finite = np.isfinite(a).reshape(len(a), -1).all(axis=1)
+    if not finite.all():
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        raise DataError(f"{name}: {bad} value{'s are' if bad != 1 else ' is'} not finite (NaN or infinite in "
+                        "float32), the first in example "
+                        f"{int(np.argmin(finite))}; a model predicts from finite numbers only")
+    return a
+
+
+def _brief(v: Any) -> str:
+    if isinstance(v, list) and len(v) > 4:
+        return f"from {min(v):g} to {max(v):g}"
+    return f"{v}"
 
 
 def load_dataset(spec: str = "digits", *, target: str | int | None = None, task: str = "auto",
@@ -123,7 +202,12 @@ def load_dataset(spec: str = "digits", *, target: str | int | None = None, task:
         mean, std = fit_normalization(parts[0][0], raw.images)
     elif not normalize_inputs:
         mean = std = None
-    sets = [TensorDataset(normalize(x, mean, std), y) for x, y in parts]
+    xs = [normalize(x, mean, std) for x, _ in parts]
+    for x, what in zip(xs, ("training", "validation", "test") if mean is not None else ()):  # raw data are finite
+        if not np.isfinite(x).all():  # a tiny given std, or huge values: x / std overflows float32
+            raise DataError(f"{spec}: {int(np.size(x) - np.isfinite(x).sum())} {what} inputs are not finite after "
+                            f"normalizing them ((x − mean) / std in float32, std {_brief(std)})")
+    sets = [TensorDataset(x, y) for x, (_, y) in zip(xs, parts)]
     num_outputs = len(raw.classes) if raw.task == "classification" else int(raw.y.shape[1])
     return DataSplits(name=spec, train=sets[0], val=sets[1], test=sets[2], task=raw.task,
                       input_shape=tuple(int(s) for s in raw.x.shape[1:]), num_outputs=num_outputs,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from deltagrad.data import DataError, DataSplits, normalize, read_csv_table
+from deltagrad.data import DataError, DataSplits, as_inputs, normalize, read_inputs_file
 from deltagrad.train import run as R
 from deltagrad.train import toml_io
 from deltagrad.train.builders import load_data, resolve
@@ -109,7 +109,9 @@ def finish(trainer: Trainer, run: Path) -> dict[str, Any]:
     if trainer.history:
         R.atomic_write(run / R.CURVES, curves_png(trainer.history, f"{result['model']} on {result['dataset']}"))
     acc = f", test accuracy {100 * test_acc:.2f}%" if test_acc is not None else ""
-    trainer.log(f"test loss {test_loss:.4f}{acc} ({len(trainer.data.test)} examples); run saved in {run}")
+    measured = f"test loss {test_loss:.4f}{acc} ({len(trainer.data.test)} examples)" if test_loss is not None \
+        else "no test examples, so no test loss"
+    trainer.log(f"{measured}; run saved in {run}")
     return result
 
 
@@ -125,18 +127,17 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
 
 def read_inputs(path: str | Path, data_cfg: dict[str, Any]) -> np.ndarray:
     """Raw inputs for prediction from a ``.npy`` array or a numeric CSV table (a CSV that still holds the
-    training target column, found by name or position, has it dropped)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{path}: no such file")
-    if p.suffix.lower() == ".npy":
-        try:
-            return np.load(p, allow_pickle=False)
-        except ValueError as e:
-            raise DataError(f"{path}: cannot read as a .npy array ({e}); object arrays (pickles) are refused") \
-                from None
-    names, values, has_header = read_csv_table(p)
-    features = int(np.prod(data_cfg.get("input_shape") or [values.shape[1]]))
+    training target column, found by name or position, has it dropped), checked against the model's input
+    shape (``as_inputs``). Only a regular file is read (a FIFO, a folder or a device is refused unopened)."""
+    content = read_inputs_file(path)
+    shape = tuple(data_cfg.get("input_shape") or ())
+    if isinstance(content, np.ndarray):
+        return as_inputs(content, shape, str(path)) if shape else content
+    names, values, has_header = content
+    features = int(np.prod(shape or [values.shape[1]]))
+    if values.shape[1] not in (features, features + 1):
+        raise DataError(f"{path}: {values.shape[1]} columns, but the model takes {features} features (or "
+                        f"{features + 1} columns with the training target)")
     if values.shape[1] == features + 1:
         target = data_cfg.get("target")
         if has_header and isinstance(target, str) and target in names:
@@ -146,7 +147,7 @@ def read_inputs(path: str | Path, data_cfg: dict[str, Any]) -> np.ndarray:
         else:
             k = values.shape[1] - 1
         values = np.delete(values, k, axis=1)
-    return values.astype(np.float32)
+    return as_inputs(values, shape, str(path)) if shape else values.astype(np.float32)
 
 
 def predict_run(run_dir: str | Path, inputs: np.ndarray | str | Path | None = None) -> dict[str, Any]:
@@ -163,13 +164,10 @@ def predict_run(run_dir: str | Path, inputs: np.ndarray | str | Path | None = No
     else:
         if isinstance(inputs, (str, Path)):
             inputs = read_inputs(inputs, d)
-        shape = tuple(d["input_shape"])
-        x = np.asarray(inputs, dtype=np.float32)
-        if x.ndim >= 1 and x.shape[1:] != shape and x.reshape(len(x), -1).shape[1] == int(np.prod(shape)):
-            x = x.reshape((len(x), *shape))
-        if x.shape[1:] != shape:
-            raise ConfigError(f"inputs of shape {x.shape[1:]} do not fit the model, which takes {shape}")
-        x = normalize(x, d.get("mean"), d.get("std"))
+        x = normalize(as_inputs(inputs, tuple(d["input_shape"])), d.get("mean"), d.get("std"))
+        if not np.isfinite(x).all():  # finite raw inputs, far outside the training range: (x − mean)/std overflows
+            raise DataError(f"inputs: {int(x.size - np.isfinite(x).sum())} values overflow float32 when normalized "
+                            "as in training ((x − mean) / std)")
     out = trainer.predict(x)
     result: dict[str, Any] = {"outputs": out}
     if trainer.classification:

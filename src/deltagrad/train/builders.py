@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from deltagrad import optim
 from deltagrad.data import DataSplits, load_dataset
-from deltagrad.data.sets import source_kind
+from deltagrad.data.sets import source_kind, split_summary
 from deltagrad.optim import lr_scheduler
 from deltagrad.train.errors import ConfigError
-from deltagrad.train.models import architecture_layers
+from deltagrad.train.models import architecture_layers, check_shapes
 
 _OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop,
                "adagrad": optim.Adagrad}
@@ -26,7 +27,12 @@ def load_data(cfg: dict[str, Any]) -> DataSplits:
 
 def resolve(cfg: dict[str, Any], data: DataSplits) -> dict[str, Any]:
     """Complete ``cfg`` with what the data decides: input shape, outputs, classes, normalization and the model's
-    layer list. A layer list given together with a named architecture must be the one it builds."""
+    layer list. A layer list given together with a named architecture must be the one it builds.
+
+    Everything that can be known before training is checked here, before a run folder is made: that each
+    layer takes the shape it gets (``check_shapes``), and that the data set is large enough for what the
+    config asks of it (early stopping and the plateau schedule need validation examples; batch norm on
+    single values needs two examples per batch)."""
     d = cfg["data"]
     if d["task"] != "auto" and d["task"] != data.task:
         raise ConfigError(f"data.task is {d['task']!r}, but data set {d['dataset']!r} is a {data.task} data set")
@@ -42,8 +48,33 @@ def resolve(cfg: dict[str, Any], data: DataSplits) -> dict[str, Any]:
     if m["name"] != "custom" and m.get("layers") is not None and m["layers"] != layers:
         raise ConfigError(f"model.layers does not match model {m['name']!r} with its options; remove one of them "
                           "(a layer list alone is a custom model)")
+    shapes = check_shapes(layers, data.input_shape, data.num_outputs, data.task)
     m["layers"] = layers
+    _check_sizes(cfg, data, shapes)
     return cfg
+
+
+def _check_sizes(cfg: dict[str, Any], data: DataSplits, shapes: list[tuple[int, ...]]) -> None:
+    """The settings that a data set this small cannot serve, as one-line errors."""
+    name, t = cfg["data"]["dataset"], cfg["train"]
+    if len(data.val) == 0:
+        watch = "train.patience (early stopping)" if t["patience"] else \
+            "scheduler.name = 'plateau'" if cfg["scheduler"]["name"] == "plateau" else None
+        if watch:
+            raise ConfigError(f"{watch} watches the validation loss, but data set {name!r} has no validation "
+                              f"examples ({split_summary(data)})")
+    for i, spec in enumerate(cfg["model"]["layers"]):
+        if spec["type"] not in ("BatchNorm1d", "BatchNorm2d"):
+            continue
+        per_example = math.prod((shapes[i - 1] if i else tuple(data.input_shape))[1:])  # values of a channel
+        if per_example > 1:
+            continue
+        where = f"model.layers[{i}] ({spec['type']}) needs at least 2 examples per batch to normalize over"
+        if t["batch_size"] < 2:
+            raise ConfigError(f"{where}, but train.batch_size (--batch-size) is {t['batch_size']}")
+        if len(data.train) < 2:
+            raise ConfigError(f"{where}, but data set {name!r} has {len(data.train)} training example "
+                              f"({split_summary(data)})")
 
 
 def make_optimizer(opt_cfg: dict[str, Any], params: Any) -> optim.Optimizer:

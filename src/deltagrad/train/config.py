@@ -20,6 +20,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from deltagrad.train.errors import ConfigError
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -159,9 +161,11 @@ def target(v: Any) -> str | int:
 
 
 def stats(v: Any) -> float | list[float]:
-    if isinstance(v, list):
-        return [_number(x) for x in v]
-    return _number(v)
+    want = "must be a finite number or a list of finite numbers"
+    values = [_number(x, want) for x in v] if isinstance(v, list) else [_number(v, want)]
+    if not all(math.isfinite(x) for x in values):
+        raise _Bad(want)
+    return values if isinstance(v, list) else values[0]
 
 
 def anything(v: Any) -> Any:
@@ -184,6 +188,70 @@ CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "train": {"epochs": nonneg_int, "batch_size": pos_int, "seed": nonneg_int, "clip_grad_norm": nonneg_float,
               "patience": nonneg_int},
 }
+
+
+def out_of_range(value: float, dtype: Any = np.float32) -> str | None:
+    """What goes wrong with the non-zero setting ``value`` once it is a number of ``dtype`` (the model's): it
+    underflows to 0, is subnormal (it has lost precision and its reciprocal overflows), or overflows to
+    infinity; ``None`` when it is a normal number of ``dtype``.
+
+    >>> print(out_of_range(1e-300))
+    underflows to 0 in float32 (the model's dtype); the smallest allowed value is 1.1754944e-38
+    """
+    dtype = np.dtype(dtype)
+    info = np.finfo(dtype)
+    with np.errstate(over="ignore", under="ignore"):
+        x = abs(dtype.type(value))
+    where = f"in {dtype.name} (the model's dtype)"
+    if not np.isfinite(x):
+        return f"overflows to infinity {where}; the largest allowed value is {info.max:.8g}"
+    if x == 0:
+        return f"underflows to 0 {where}; the smallest allowed value is {info.tiny:.8g}"
+    if x < info.tiny:
+        return f"is subnormal {where}; the smallest allowed value is {info.tiny:.8g}"
+    return None
+
+
+def model_dtype(model_cfg: Mapping[str, Any]) -> np.dtype:
+    """The floating dtype of a model's parameters: float32 unless a layer list names another ``dtype`` (with
+    several, the one of least range decides what a setting must fit in)."""
+    found = []
+    for spec in model_cfg.get("layers") or []:
+        if isinstance(spec, Mapping) and spec.get("dtype") is not None:
+            try:
+                found.append(np.dtype(spec["dtype"]))
+            except TypeError:  # not a dtype: building the layer reports it
+                continue
+    floats = [d for d in found if d.kind == "f"] or [np.dtype(np.float32)]
+    return max(floats, key=lambda d: np.finfo(d).tiny)
+
+
+def _check_numerics(cfg: dict[str, Any], sources: Mapping[str, str]) -> None:
+    """Refuse settings that make the inputs non-finite or that vanish in the model's dtype."""
+    d = cfg["data"]
+    given = [k for k in ("mean", "std") if d.get(k) is not None]
+    if len(given) == 1:
+        other = "std" if given == ["mean"] else "mean"
+        raise ConfigError(f"{_where('data.' + given[0], sources)} is given without data.{other}: normalization "
+                          "needs both (leave both out and deltagrad computes them from the training examples)")
+    if given:
+        mean, std = d["mean"], d["std"]
+        if isinstance(mean, list) and isinstance(std, list) and len(mean) != len(std):
+            raise ConfigError(f"{_where('data.std', sources)} has {len(std)} values but data.mean has {len(mean)}")
+        for k, s in enumerate(std if isinstance(std, list) else [std]):
+            problem = "is not > 0" if s <= 0 else out_of_range(s)
+            if problem:
+                at = f" (feature {k})" if isinstance(std, list) else ""
+                raise ConfigError(f"{_where('data.std', sources)} holds {s:g}{at}, which {problem}: inputs are "
+                                  "divided by the std, so they would become infinite or NaN (a constant feature "
+                                  "needs no std: leave data.mean and data.std out and deltagrad gives it std 1)")
+    dtype = model_dtype(cfg["model"])
+    for section in ("optimizer", "scheduler", "train"):
+        for key, v in cfg[section].items():
+            if CHECKS[section].get(key) in (pos_float, nonneg_float) and isinstance(v, float) and v != 0:
+                problem = out_of_range(v, dtype)
+                if problem:
+                    raise ConfigError(f"{_where(f'{section}.{key}', sources)} is {v:g}, which {problem}")
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -265,6 +333,7 @@ def check_config(doc: Mapping[str, Any], sources: Mapping[str, str] | None = Non
     if opt.get("nesterov") and (opt.get("momentum", 0) <= 0 or opt.get("dampening", 0) != 0):
         raise ConfigError(f"{_where('optimizer.nesterov', sources)}: Nesterov momentum needs momentum > 0 "
                           "and dampening 0")
+    _check_numerics(cfg, sources)
     if cfg["scheduler"]["name"] == "cosine" and cfg["scheduler"].get("T_max") is None:
         cfg["scheduler"]["T_max"] = max(cfg["train"]["epochs"], 1)
     return cfg

@@ -27,10 +27,11 @@ from deltagrad import io as dio
 from deltagrad import nn
 from deltagrad import random as dg_random
 from deltagrad.autograd import no_grad
-from deltagrad.data import DataLoader, DataSplits, TensorDataset
+from deltagrad.data import DataLoader, DataSplits, TensorDataset, split_warnings
 from deltagrad.optim import state_from_flat, state_to_flat
 from deltagrad.optim.lr_scheduler import ReduceLROnPlateau
 from deltagrad.tensor import Tensor
+from deltagrad.train import divergence
 from deltagrad.train import run as R
 from deltagrad.train.builders import make_optimizer, make_scheduler
 from deltagrad.train.errors import CheckpointError, DivergenceError
@@ -102,12 +103,13 @@ class Trainer:
             print(line, flush=True)
 
     # -- evaluation ----------------------------------------------------------------------------------------
-    def evaluate(self, dataset: TensorDataset) -> tuple[float, float | None]:
-        """``(mean loss, accuracy)`` on ``dataset`` (accuracy ``None`` for regression), in eval mode."""
+    def evaluate(self, dataset: TensorDataset) -> tuple[float | None, float | None]:
+        """``(mean loss, accuracy)`` on ``dataset`` (accuracy ``None`` for regression), in eval mode; both
+        ``None`` for an empty dataset (there is nothing to measure: not NaN)."""
         x, y = dataset.arrays
         n = len(x)
         if n == 0:
-            return float("nan"), None
+            return None, None
         was_training = self.model.training
         self.model.eval()
         total, correct = 0.0, 0
@@ -131,16 +133,20 @@ class Trainer:
         return np.concatenate(outs) if outs else np.zeros((0, self.data.num_outputs), np.float32)
 
     # -- one epoch -----------------------------------------------------------------------------------------
-    def _diverged(self, what: str, step_in_epoch: int) -> DivergenceError:
+    def _diverged(self, what: str, step_in_epoch: int, xb: Tensor, yb: Tensor, loss: float | None = None
+                  ) -> DivergenceError:
+        """The error for a step whose loss (``loss``) or gradient norm went non-finite, naming what did first
+        (the batch, a weight, the loss, a gradient) with advice that fits it: examined only now, once it
+        happened, so that healthy steps pay nothing."""
         if self.out is None:
             kept = "nothing was saved"
         elif self.epoch == 0:
             kept = f"the checkpoint of epoch 0 (the initial weights) in {self.out} is kept"
         else:
             kept = f"the checkpoint of epoch {self.epoch} in {self.out} is kept"
+        cause = divergence.explain(self.model, xb, yb, first_step=self.step == 0, loss=loss, params=self.params)
         return DivergenceError(f"training diverged: {what} at epoch {self.epoch + 1}, step {step_in_epoch} "
-                               f"(step {self.step + 1} of the run); {kept}. Try a smaller --lr or "
-                               "train.clip_grad_norm", self.epoch + 1, self.step + 1)
+                               f"(step {self.step + 1} of the run); {kept}. {cause}", self.epoch + 1, self.step + 1)
 
     def train_epoch(self, progress: Progress) -> dict[str, Any]:
         model, loss_fn, opt, params, owner = self.model, self.loss_fn, self.optimizer, self.params, self._owner
@@ -155,12 +161,12 @@ class Trainer:
             loss = loss_fn(out, yb)
             lv = loss.item()
             if not math.isfinite(lv):
-                raise self._diverged(f"the loss is {lv}", steps + 1)
+                raise self._diverged(f"the loss is {lv}", steps + 1, xb, yb, loss=lv)
             loss.backward()
             norms = [_sq_norm(p.grad.data) if p.grad is not None else 0.0 for p in params]
             total = math.fsum(norms)
             if not math.isfinite(total):
-                raise self._diverged("a gradient is not finite", steps + 1)
+                raise self._diverged("a gradient is not finite", steps + 1, xb, yb)
             if clip and total > clip * clip:
                 coef = clip / (math.sqrt(total) + 1e-6)
                 for p in params:
@@ -188,6 +194,8 @@ class Trainer:
         """Train until ``epochs`` epochs are complete (or early stopping); checkpoint after each epoch."""
         epochs = self.cfg["train"]["epochs"] if epochs is None else epochs
         patience = self.cfg["train"]["patience"]
+        for line in split_warnings(self.data):
+            self.log(line)
         with Progress(total=epochs * len(self.loader), initial=self.epoch * len(self.loader),
                       disable=self.quiet, desc=f"epoch {self.epoch + 1}/{epochs}") as progress:
             while self.epoch < epochs and not self.stopped_early:
@@ -202,7 +210,7 @@ class Trainer:
                         self.scheduler.step(val_loss)
                     else:
                         self.scheduler.step()
-                if patience:
+                if patience and val_loss is not None:
                     if self.best_val_loss is None or val_loss < self.best_val_loss:
                         self.best_val_loss, self.bad_epochs = val_loss, 0
                     else:
@@ -224,9 +232,10 @@ class Trainer:
         def acc(v: float | None) -> str:
             return f" acc {100 * v:5.2f}%" if v is not None else ""
         rate = f"  {r['steps_per_second']:,.0f} steps/s" if r["steps_per_second"] else ""
+        val = (f"val loss {r['val_loss']:.4f}{acc(r['val_accuracy'])}" if r["val_loss"] is not None
+               else "no validation examples")
         return (f"epoch {r['epoch']:>{len(str(epochs))}}/{epochs}  train loss {r['train_loss']:.4f}"
-                f"{acc(r['train_accuracy'])}  val loss {r['val_loss']:.4f}{acc(r['val_accuracy'])}"
-                f"  lr {r['lr']:.3g}{rate}")
+                f"{acc(r['train_accuracy'])}  {val}  lr {r['lr']:.3g}{rate}")
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
