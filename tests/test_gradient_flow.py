@@ -284,3 +284,14 @@ def test_inits_listed_in_the_help(capsys):
     assert main(["gradients", "--help"]) == 0
     text = capsys.readouterr().out
     assert all(i in text for i in INITS)
+
+
+def test_the_readme_example_prints_what_the_readme_shows(capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block, shown), = re.findall(r"```python\n(from deltagrad.explain.gradient_flow import.*?)```\n\n```text\n(.*?)```",
+                                 readme, flags=re.S)
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out == shown

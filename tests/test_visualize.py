@@ -239,3 +239,16 @@ def test_visualize_writes_only_into_a_plain_folder(runs, tmp_path, capsys):
         assert list(tmp_path.iterdir()) == []
     finally:
         (run / "visualize").unlink()
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = re.findall(r"```python\n(from deltagrad.train.api import open_run\nfrom deltagrad.explain import "
+                          r"visualize.*?)```", readme, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    train_run({"train": {"epochs": 3}}, out="runs/digits", quiet=True)
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out == "(5, 1, 8, 8) [0 1 2 3 4 5 6 7 8 9]\n"
