@@ -7,6 +7,7 @@ import gzip
 import json
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from deltagrad.cli.main import main
+from run_files import current, resign
 
 SMALL = ["--epochs", "1", "--batch-size", "128", "--quiet"]
 
@@ -43,7 +45,13 @@ def trained(tmp_path_factory):
 
 
 def snapshot(folder):
-    return {p.name: p.read_bytes() for p in folder.iterdir()}
+    """Every file of a folder (the lock, which only names its last holder, aside)."""
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def copy_run(run, to):
+    shutil.copytree(run, to)
+    return to
 
 
 # -- the happy paths ----------------------------------------------------------------------------------------------
@@ -108,7 +116,7 @@ def test_zero_epochs_saves_the_initial_model(tmp_path, capsys):
     code, out, _ = run_main(capsys, "eval", tmp_path / "r")
     assert code == 0 and out.startswith("test loss")
     code, out, _ = run_main(capsys, "train", "--resume", tmp_path / "r", "--epochs", "1", "--quiet")
-    assert code == 0 and json.loads((tmp_path / "r" / "state.json").read_text())["epoch"] == 1
+    assert code == 0 and json.loads(current(tmp_path / "r", "state.json").read_text())["epoch"] == 1
 
 
 def test_no_command_prints_help(capsys):
@@ -122,7 +130,7 @@ def test_python_dash_m_runs_a_real_training(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["test_accuracy"] > 0.5
-    assert (run / "model.safetensors").exists()
+    assert current(run, "model.safetensors").exists()
     proc = subprocess.run([sys.executable, "-m", "deltagrad", "train", "--lr", "nan"], capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr == "deltagrad: error: --lr must be a finite number > 0, got nan\n"
@@ -185,22 +193,27 @@ def test_broken_toml_names_file_and_line(tmp_path, capsys):
 
 
 def test_bad_checkpoints(tmp_path, capsys, trained):
-    run = tmp_path / "copy"
-    run.mkdir()
-    for name, data in snapshot(trained).items():
-        (run / name).write_bytes(data)
-    model = run / "model.safetensors"
+    run = copy_run(trained, tmp_path / "copy")
+    model = current(run, "model.safetensors")
     good = model.read_bytes()
     model.unlink()
     assert_user_error(capsys, ["eval", run], r"model\.safetensors: no such file")
     model.write_bytes(good[:200])
-    assert_user_error(capsys, ["eval", run], r"model\.safetensors: truncated")
-    model.write_bytes(b"\x00" * 3)
-    assert_user_error(capsys, ["predict", run], r"model\.safetensors: truncated")
-    model.write_bytes(b'{"a": 1, "this is": "json, not safetensors"}')
-    assert_user_error(capsys, ["eval", run], r"model\.safetensors: not a safetensors file")
+    assert_user_error(capsys, ["eval", run], r"model\.safetensors: 200 bytes, but the checkpoint recorded")
+    flipped = bytearray(good)
+    flipped[-5] ^= 0x10  # one bit of one weight
+    model.write_bytes(bytes(flipped))
+    assert_user_error(capsys, ["eval", run], r"model\.safetensors: checksum mismatch")
+    # behind the checksum, what a file damaged together with its record meets:
+    for data, pattern in [(good[:200], r"truncated"), (b"\x00" * 3, r"truncated"),
+                          (b'{"a": 1, "this is": "json, not safetensors"}', r"not a safetensors file"),
+                          (bytes(flipped), r"checksum mismatch: the tensor data is not what was saved")]:
+        model.write_bytes(data)
+        resign(run)
+        assert_user_error(capsys, ["eval", run], r"model\.safetensors: " + pattern)
     from deltagrad import io as dio
     dio.save({"0.weight": np.zeros((3, 3), np.float32)}, model)
+    resign(run)
     assert_user_error(capsys, ["eval", run], r"model\.safetensors: does not match the model in config\.toml")
     assert_user_error(capsys, ["train", "--resume", run, "--epochs", "2"],
                       r"model\.safetensors: does not match the model in config\.toml")
@@ -217,17 +230,17 @@ class Boom:
 
 
 def test_a_pickle_is_refused_never_executed(tmp_path, capsys, trained):
-    run = tmp_path / "copy"
-    run.mkdir()
-    for name, data in snapshot(trained).items():
-        (run / name).write_bytes(data)
+    run = copy_run(trained, tmp_path / "copy")
     marker = tmp_path / "pwned"
-    (run / "model.safetensors").write_bytes(pickle.dumps(Boom(str(marker))))
+    good = current(run, "model.safetensors").read_bytes()
+    current(run, "model.safetensors").write_bytes(pickle.dumps(Boom(str(marker))))
+    resign(run)
     assert_user_error(capsys, ["eval", run], r"model\.safetensors: .*pickle.*refused")
     assert_user_error(capsys, ["train", "--resume", run, "--epochs", "2"], r"model\.safetensors: .*pickle")
     assert not marker.exists()
-    (run / "model.safetensors").write_bytes(snapshot(trained)["model.safetensors"])
-    (run / "optimizer.safetensors").write_bytes(pickle.dumps(Boom(str(marker)), protocol=2))
+    current(run, "model.safetensors").write_bytes(good)
+    current(run, "optimizer.safetensors").write_bytes(pickle.dumps(Boom(str(marker)), protocol=2))
+    resign(run)
     assert_user_error(capsys, ["train", "--resume", run, "--epochs", "2"], r"optimizer\.safetensors: .*pickle")
     assert not marker.exists()
 
@@ -249,7 +262,7 @@ def test_divergence_names_the_step_and_writes_no_nonfinite_weights(tmp_path, cap
                              r"training diverged: .* at epoch \d+, step \d+ \(step \d+ of the run\)")
     assert "checkpoint of epoch" in line
     from deltagrad import io as dio
-    assert all(np.isfinite(t.data).all() for t in dio.load(run / "model.safetensors").values())
+    assert all(np.isfinite(t.data).all() for t in dio.load(current(run, "model.safetensors")).values())
     # the kept checkpoint still evaluates
     code, out, _ = run_main(capsys, "eval", run, "--json")
     assert code == 0 and json.loads(out.splitlines()[-1])["test_accuracy"] > 0

@@ -296,3 +296,52 @@ def test_nn_model_round_trip_and_torch_interchange(tmp_path):
     x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
     np.testing.assert_allclose(model(dg.tensor(x)).detach().numpy(), tmodel(torch.tensor(x)).detach().numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+# -- checksums and special files ------------------------------------------------------------------------------------
+def test_a_flipped_bit_in_the_data_is_an_error_not_another_model(tmp_path):
+    path = tmp_path / "w.safetensors"
+    dg.save({"w": dg.tensor(np.arange(6.0))}, path)
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x04
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointFileError, match=r"w\.safetensors: checksum mismatch"):
+        dg.load(path)
+    assert "deltagrad.sha256" not in load_metadata(path)  # the checksum is the file's own business
+
+
+def test_the_checksum_keeps_the_file_plain_safetensors(tmp_path):
+    torch = pytest.importorskip("torch")
+    st_torch = pytest.importorskip("safetensors.torch")
+    sd = sample_state()
+    path = tmp_path / "m.safetensors"
+    dg.save(sd, path, metadata={"note": "x"})
+    raw = safetensors.numpy.load_file(path)  # the library itself reads it, data section 8-byte aligned
+    assert all(np.array_equal(raw[k], v.data if isinstance(v, dg.Tensor) else v) for k, v in sd.items())
+    header_len = int.from_bytes(path.read_bytes()[:8], "little")
+    assert header_len % 8 == 0
+    assert torch.equal(st_torch.load_file(path)["layer.bias"], torch.from_numpy(sd["layer.bias"].data))
+    assert dg.io.dumps(sd, {"note": "x"}) == path.read_bytes()
+    assert list(dg.io.loads(path.read_bytes(), "m")) == list(sd)
+
+
+def test_files_without_a_checksum_still_load(tmp_path):
+    path = tmp_path / "plain.safetensors"
+    safetensors.numpy.save_file({"a": np.ones(2, np.float32)}, path)
+    assert dg.load(path)["a"].data.tolist() == [1.0, 1.0]
+
+
+def test_a_fifo_or_device_is_refused_without_blocking(tmp_path):
+    import signal
+
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    signal.alarm(20)  # a blocking open would hang: fail instead
+    try:
+        for reader in (dg.load, load_metadata, dg.io.load_state):
+            with pytest.raises(CheckpointFileError, match="not a regular file"):
+                reader(fifo)
+        with pytest.raises(CheckpointFileError, match="not a regular file"):
+            dg.load("/dev/zero")
+    finally:
+        signal.alarm(0)

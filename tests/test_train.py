@@ -26,12 +26,13 @@ from deltagrad.train import (
     toml_io,
     train_run,
 )
+from run_files import checkpoint_dir, current, resign
 
 STEADY = ("seconds", "steps_per_second")  # the only fields of a metrics line that may differ between runs
 
 
 def weights(run):
-    return {k: v.data for k, v in dio.load(run / "model.safetensors").items()}
+    return {k: v.data for k, v in dio.load(current(run, "model.safetensors")).items()}
 
 
 def same_weights(a, b):
@@ -40,7 +41,7 @@ def same_weights(a, b):
 
 
 def metric_lines(run):
-    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in current(run, "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in rec.items() if k not in STEADY} for rec in lines]
 
 
@@ -84,8 +85,8 @@ def test_resume_equals_an_uninterrupted_run_bit_for_bit(tmp_path, optimizer, sch
     assert result["epochs"] == 5
     assert same_weights(tmp_path / "straight", tmp_path / "resumed")
     assert metric_lines(tmp_path / "straight") == metric_lines(tmp_path / "resumed")
-    opt_a = dio.load(tmp_path / "straight" / "optimizer.safetensors")
-    opt_b = dio.load(tmp_path / "resumed" / "optimizer.safetensors")
+    opt_a = dio.load(current(tmp_path / "straight", "optimizer.safetensors"))
+    opt_b = dio.load(current(tmp_path / "resumed", "optimizer.safetensors"))
     assert opt_a.keys() == opt_b.keys() and all(np.array_equal(opt_a[k].data, opt_b[k].data) for k in opt_a)
     for name in ("metrics.json",):
         a = json.loads((tmp_path / "straight" / name).read_text())
@@ -107,20 +108,25 @@ def test_resume_of_a_finished_run_changes_nothing(tmp_path):
 def test_run_folder_layout_and_contents(tmp_path):
     run = tmp_path / "run"
     result = train_run(small(epochs=2), out=run, quiet=True)
-    names = sorted(p.name for p in run.iterdir())
-    assert names == ["config.toml", "curves.png", "metrics.json", "metrics.jsonl", "model.safetensors",
-                     "optimizer.safetensors", "state.json"]
+    names = sorted(p.name for p in run.iterdir() if p.name != ".lock")
+    assert names == ["checkpoint.json", "checkpoints", "config.toml", "curves.png", "metrics.json"]
+    # the current checkpoint and the one before it (a reader may still be reading it)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-000001", "epoch-000002"]
+    assert checkpoint_dir(run) == run / "checkpoints" / "epoch-000002"
+    assert sorted(p.name for p in checkpoint_dir(run).iterdir()) == ["metrics.jsonl", "model.safetensors",
+                                                                      "optimizer.safetensors", "state.json"]
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     final = json.loads((run / "metrics.json").read_text())
     assert final["test_accuracy"] == result["test_accuracy"] and math.isfinite(final["test_loss"])
-    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in current(run, "metrics.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2]
     assert set(lines[0]) >= {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "grad_norm"}
     assert list(lines[0]["grad_norm"]) == ["1.Linear", "4.Linear"]
     assert all(0 < v < math.inf for v in lines[0]["grad_norm"].values())
-    state = json.loads((run / "state.json").read_text())
+    state = json.loads(current(run, "state.json").read_text())
     assert state["epoch"] == 2 and state["step"] == 2 * math.ceil(1258 / 64)
-    assert not list(run.glob(".*")), "temporary files left behind"
+    assert [p.name for p in run.glob(".*")] == [".lock"], "temporary files left behind"
+    assert not list(run.glob("checkpoints/*/.*")), "temporary files left behind"
 
 
 def test_config_rebuilds_the_model_without_code(tmp_path):
@@ -128,7 +134,7 @@ def test_config_rebuilds_the_model_without_code(tmp_path):
     train_run(small(epochs=1), out=run, quiet=True)
     cfg = check_config(toml_io.load(run / "config.toml"))
     model = build_model(cfg["model"]["layers"])
-    model.load_state_dict(dio.load(run / "model.safetensors"))
+    model.load_state_dict(dio.load(current(run, "model.safetensors")))
     model.eval()
     data = load_data(cfg)
     x, y = data.test.arrays
@@ -143,10 +149,10 @@ def test_config_rebuilds_the_model_without_code(tmp_path):
 def test_out_dir_holding_a_run_is_refused_and_left_alone(tmp_path):
     run = tmp_path / "run"
     train_run(small(epochs=1), out=run, quiet=True)
-    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     with pytest.raises(CheckpointError, match="already holds a run; continue it with --resume"):
         train_run(small(epochs=1), out=run, quiet=True)
-    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"} == before
 
 
 # -- divergence --------------------------------------------------------------------------------------------------
@@ -161,10 +167,10 @@ def test_divergence_stops_at_the_first_nonfinite_loss_and_keeps_the_last_checkpo
     assert k >= 2
     assert re.fullmatch(rf"training diverged: .* at epoch {k}, step \d+ \(step {e.value.step} of the run\); the "
                         rf"checkpoint of epoch {k - 1} in .* is kept\. .*", str(e.value))
-    state = json.loads((run / "state.json").read_text())
+    state = json.loads(current(run, "state.json").read_text())
     assert state["epoch"] == k - 1
     assert all(np.isfinite(w).all() for w in weights(run).values())
-    assert len((run / "metrics.jsonl").read_text().splitlines()) == k - 1
+    assert len(current(run, "metrics.jsonl").read_text().splitlines()) == k - 1
     assert not (run / "metrics.json").exists()
 
 
@@ -173,7 +179,7 @@ def test_divergence_in_the_first_epoch_keeps_the_initial_weights(tmp_path):
     with pytest.raises(DivergenceError, match=r"at epoch 1, step .*the checkpoint of epoch 0 \(the initial weights\)"):
         train_run({"data": {"dataset": "sine"}, "optimizer": {"lr": 1e6}, "train": {"epochs": 2}}, out=run,
                   quiet=True)
-    assert json.loads((run / "state.json").read_text())["epoch"] == 0
+    assert json.loads(current(run, "state.json").read_text())["epoch"] == 0
     assert all(np.isfinite(w).all() for w in weights(run).values())
     # and the run resumes from there (diverging again at the same step: it is deterministic)
     with pytest.raises(DivergenceError, match=r"at epoch 1, step"):
@@ -288,19 +294,26 @@ def test_eval_and_info_of_a_run(tmp_path):
 def test_bad_checkpoints_are_named(tmp_path):
     run = tmp_path / "r"
     train_run(small(epochs=1), out=run, quiet=True)
-    model = run / "model.safetensors"
+    model = current(run, "model.safetensors")
     good = model.read_bytes()
     model.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: [\d,]+ bytes, but the checkpoint recorded"):
+        evaluate_run(run)
+    resign(run)  # the checks behind the checksum: what a damaged file would meet if its record were damaged too
     with pytest.raises(CheckpointError, match=r"model\.safetensors: truncated"):
         evaluate_run(run)
     dio.save({"foo": np.zeros(3, np.float32)}, model)
+    resign(run)
     with pytest.raises(CheckpointError, match=r"model\.safetensors: does not match the model in config\.toml: "
                                               r"Missing key\(s\)"):
         evaluate_run(run)
     model.unlink()
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: no such file"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors: no such file \(the checkpoint of epoch 1 is "
+                                              r"incomplete\)"):
         evaluate_run(run)
     model.write_bytes(good)
-    (run / "state.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match=r"state\.json: not a valid training state"):
+    resign(run)
+    current(run, "state.json").write_text("{not json")
+    resign(run)
+    with pytest.raises(CheckpointError, match=r"state\.json: not valid JSON"):
         train_run(resume=run, epochs=2, quiet=True)

@@ -17,8 +17,10 @@ its arrays become the file's tensors and everything else JSON in the file's meta
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -31,7 +33,8 @@ from deltagrad.autograd.grad_mode import no_grad
 from deltagrad.optim.flat_state import state_from_flat, state_to_flat
 from deltagrad.tensor import Tensor
 
-__all__ = ["save", "load", "load_metadata", "load_into", "check_state_dict", "save_state", "load_state",
+__all__ = ["save", "load", "dumps", "loads", "read_regular_file", "atomic_write", "load_metadata", "load_into",
+           "check_state_dict", "save_state", "load_state",
            "CheckpointFileError",
            "PickleRefusedError", "StateDictMismatchError", "IncompatibleKeys"]
 
@@ -41,6 +44,8 @@ PathLike = str | os.PathLike
 ORDER_KEY = "deltagrad.keys"
 #: metadata key under which ``save_state`` stores the JSON part of a state
 STATE_KEY = "deltagrad.state"
+#: metadata key of the SHA-256 (hex) of the file's data section, written by ``save`` and checked by ``load``
+CHECKSUM_KEY = "deltagrad.sha256"
 
 _DTYPES = {"BOOL": 1, "U8": 1, "I8": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2, "U32": 4, "I32": 4, "F32": 4,
            "U64": 8, "I64": 8, "F64": 8, "C64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
@@ -78,8 +83,14 @@ def save(obj: Any, path: PathLike, metadata: Mapping[str, str] | None = None) ->
     """Write a state dict (``{name: Tensor or ndarray}``, or an object with ``state_dict()``) to ``path``.
 
     ``metadata``: optional str → str pairs stored in the file's header (encode other values with
-    ``json.dumps``); read them back with ``load_metadata``. The key order is kept. The write is atomic.
+    ``json.dumps``); read them back with ``load_metadata``. The key order is kept, and a SHA-256 checksum of
+    the tensor data is recorded, which ``load`` verifies. The write is atomic.
     """
+    atomic_write(path, dumps(obj, metadata))
+
+
+def dumps(obj: Any, metadata: Mapping[str, str] | None = None) -> bytes:
+    """The bytes of the safetensors file that ``save(obj, path, metadata)`` writes."""
     if not isinstance(obj, Mapping) and callable(getattr(obj, "state_dict", None)):
         obj = obj.state_dict()
     if not isinstance(obj, Mapping):
@@ -97,8 +108,23 @@ def save(obj: Any, path: PathLike, metadata: Mapping[str, str] | None = None) ->
                             "(store other values as json.dumps(value))")
         meta[k] = v
     meta.setdefault(ORDER_KEY, json.dumps(list(tensors)))
-    data = safetensors.numpy.save(tensors, metadata=meta)
-    _atomic_write(path, data)
+    return _with_checksum(safetensors.numpy.save(tensors, metadata=meta))
+
+
+def _with_checksum(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with the SHA-256 of its data section added to the header's metadata and
+    the header in a fixed order, so that the same state dict always gives the same bytes; the data section
+    itself is unchanged (its offsets are relative to it)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", None) or {}
+    meta[CHECKSUM_KEY] = hashlib.sha256(memoryview(data)[8 + n:]).hexdigest()
+    # one order for the same contents (the library's own header order varies from call to call)
+    header = {"__metadata__": dict(sorted(meta.items())),
+              **dict(sorted(header.items(), key=lambda kv: (kv[1]["data_offsets"][0], kv[0])))}
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # safetensors keeps the data section 8-byte aligned
+    return len(text).to_bytes(8, "little") + text + data[8 + n:]
 
 
 def _as_saveable(key: str, value: Any) -> np.ndarray:
@@ -117,11 +143,15 @@ def _as_saveable(key: str, value: Any) -> np.ndarray:
     return value if value.flags.c_contiguous else np.array(value, order="C")
 
 
-def _atomic_write(path: PathLike, data: bytes) -> None:
+def atomic_write(path: PathLike, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one, never a part: a temporary
+    file in the same folder, flushed to disk, then renamed over the target, and the rename made durable."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save {path}: the folder {folder} does not exist")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -136,7 +166,12 @@ def _atomic_write(path: PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    try:  # make the rename itself durable (POSIX); not possible everywhere
+    fsync_folder(folder)
+
+
+def fsync_folder(folder: PathLike) -> None:
+    """Make the entries of ``folder`` (a rename, a new file) durable; a no-op where folders cannot be opened."""
+    try:
         dir_fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
@@ -155,25 +190,59 @@ def load(path: PathLike, expected: Any = None) -> OrderedDict[str, Tensor]:
     ``expected``: optionally a state dict, a module (anything with ``state_dict()``), a mapping name → shape,
     or a list of names; the loaded keys (and shapes) must match it, else ``StateDictMismatchError`` names
     the missing, unexpected and mis-shaped keys. A missing file raises FileNotFoundError; a truncated or
-    corrupt file or another format ``CheckpointFileError``; a pickle ``PickleRefusedError`` (never executed).
+    corrupt file, a file whose data no longer matches its recorded checksum, a FIFO or device, or another
+    format ``CheckpointFileError``; a pickle ``PickleRefusedError`` (never executed).
     """
-    header = _read_header(path)
+    return loads(read_regular_file(path), os.fspath(path), expected)
+
+
+def loads(data: bytes, name: str = "<bytes>", expected: Any = None) -> OrderedDict[str, Tensor]:
+    """``load`` of the bytes of a safetensors file (``name`` is used in messages)."""
+    header = _parse_header(name, data)
+    meta = header.get("__metadata__") or {}
+    n = int.from_bytes(data[:8], "little")
+    if CHECKSUM_KEY in meta and hashlib.sha256(memoryview(data)[8 + n:]).hexdigest() != meta[CHECKSUM_KEY]:
+        raise CheckpointFileError(name, "checksum mismatch: the tensor data is not what was saved (the file was "
+                                        "damaged or changed since)")
     try:
-        arrays = safetensors.numpy.load_file(path)
+        arrays = safetensors.numpy.load(data)
     except Exception as e:  # the library's own error types vary by version
-        raise CheckpointFileError(path, f"cannot read the safetensors data: {e}") from e
+        raise CheckpointFileError(name, f"cannot read the safetensors data: {e}") from e
     order = _key_order(header)
     out: OrderedDict[str, Tensor] = OrderedDict((k, Tensor(arrays[k])) for k in order)
     if expected is not None:
-        check_state_dict(expected, out, strict=True, source=os.fspath(path))
+        check_state_dict(expected, out, strict=True, source=name)
     return out
+
+
+def read_regular_file(path: PathLike, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path``. A FIFO, device or socket is refused without blocking on it,
+    a folder too (``IsADirectoryError``); a missing file raises ``FileNotFoundError``; a file larger than
+    ``limit`` bytes is refused."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {name}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{name} is a folder, not a file") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(f"{name} is a folder, not a file")
+        raise CheckpointFileError(name, "not a regular file (a FIFO, device or socket); refused")
+    with os.fdopen(fd, "rb") as f:
+        if limit is not None and info.st_size > limit:
+            raise CheckpointFileError(name, f"{info.st_size:,} bytes is more than this file can be ({limit:,})")
+        return f.read()
 
 
 def load_metadata(path: PathLike) -> dict[str, str]:
     """The str → str metadata stored in a safetensors file's header (without reading the tensors)."""
     meta = dict(_read_header(path).get("__metadata__") or {})
-    meta.pop(ORDER_KEY, None)
-    meta.pop(STATE_KEY, None)
+    for key in (ORDER_KEY, STATE_KEY, CHECKSUM_KEY):
+        meta.pop(key, None)
     return meta
 
 
@@ -193,25 +262,39 @@ def _key_order(header: dict[str, Any]) -> list[str]:
 def _read_header(path: PathLike) -> dict[str, Any]:
     """Validate the framing of a safetensors file and return its header; name the problem and the file."""
     name = os.fspath(path)
-    if not os.path.exists(name):
-        raise FileNotFoundError(f"no such file: {name}")
     if os.path.isdir(name):
         raise IsADirectoryError(f"{name} is a folder, not a safetensors file")
-    size = os.path.getsize(name)
-    with open(name, "rb") as f:
+    # read the header only: the first 16 bytes say how long it is
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {name}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise CheckpointFileError(name, "not a regular file (a FIFO, device or socket); refused")
+    with os.fdopen(fd, "rb") as f:
+        size = info.st_size
         head = f.read(16)
         n = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
-        looks_safetensors = len(head) > 8 and head[8:9] == b"{" and 2 <= n <= _MAX_HEADER
-        if not looks_safetensors:
-            raise _sniff(name, head, size)
-        if 8 + n > size:
-            raise CheckpointFileError(name, f"truncated: the header needs {n} bytes but the file has only {size - 8} "
-                                            "after the length field")
-        f.seek(8)
-        raw = f.read(n)
+        raw = head + f.read(max(0, min(n, _MAX_HEADER) + 8 - len(head)))
+    return _parse_header(name, raw, size)
+
+
+def _parse_header(name: str, data: bytes, size: int | None = None) -> dict[str, Any]:
+    """The header of the safetensors file whose first bytes are ``data`` (all of it unless ``size`` is given)."""
+    size = len(data) if size is None else size
+    head = data[:16]
+    n = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
+    looks_safetensors = len(head) > 8 and head[8:9] == b"{" and 2 <= n <= _MAX_HEADER
+    if not looks_safetensors:
+        raise _sniff(name, head, size)
+    if 8 + n > size:
+        raise CheckpointFileError(name, f"truncated: the header needs {n} bytes but the file has only {size - 8} "
+                                        "after the length field")
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
+        header = json.loads(data[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise CheckpointFileError(name, f"corrupt safetensors header (not valid JSON: {e})") from None
     if not isinstance(header, dict):
         raise CheckpointFileError(name, "corrupt safetensors header (not a JSON object)")

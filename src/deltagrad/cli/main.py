@@ -80,8 +80,8 @@ def build_parser() -> Parser:
 
     t = sub.add_parser("train", help="train a model and save the run", formatter_class=fmt,
                        description=_wrap("Train a model (default: an MLP on the built-in 8x8 digits) and save the run "
-                                   "folder: config.toml, model.safetensors, optimizer.safetensors, state.json, "
-                                   "metrics.jsonl, metrics.json and curves.png."),
+                                   "folder: config.toml, a checkpoint after every epoch (weights, optimizer state, "
+                                   "training state, metrics), metrics.json and curves.png."),
                        epilog=TRAIN_EXAMPLES.format(builtins=", ".join(BUILTIN)))
     t.add_argument("--dataset", metavar="NAME|FILE.csv|IDX_FOLDER",
                    help="a built-in data set (default digits), a numeric CSV file, or a folder of MNIST/"
@@ -153,7 +153,7 @@ def _config_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], dict[st
 
 def cmd_train(args: argparse.Namespace) -> int:
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
-    if args.resume:
+    if args.resume is not None:
         given = [f for f in ("--dataset", "--target", "--model", "--batch-size", "--lr", "--optimizer", "--seed",
                              "--config", "--out") if getattr(args, f[2:].replace("-", "_")) is not None]
         if given:
@@ -183,9 +183,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = predict_run(args.run, args.input)
     text = report.predictions_csv(result)
     if args.output:
-        from deltagrad.train.run import atomic_write
+        from deltagrad.train.run import atomic_write, check_output_path, check_run_dir
 
-        atomic_write(args.output, text)
+        atomic_write(check_output_path(check_run_dir(args.run), args.output), text)
         print(f"wrote {len(result['predictions'])} predictions to {args.output}")
     else:
         sys.stdout.write(text)

@@ -96,7 +96,9 @@ def info_text(info: dict[str, Any]) -> str:
     done = f"{info['epoch']}/{t['epochs']} epochs, {info['step']} steps" if "epoch" in info else "not started"
     stopped = " (stopped early)" if info.get("stopped_early") else ""
     lines.append(f"training    {done}{stopped}, batch size {t['batch_size']}, seed {t['seed']}")
-    for key in ("model_error", "state_error"):
+    if "checkpoint" in info:
+        lines.append(f"checkpoint  {info['checkpoint']['folder']} (epoch {info['checkpoint']['epoch']}, verified)")
+    for key in ("checkpoint_error", "metrics_stale"):
         if key in info:
             lines.append(f"problem     {info[key]}")
     hist = info.get("history") or []

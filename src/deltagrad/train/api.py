@@ -10,6 +10,8 @@ These are what the ``deltagrad`` command calls; they are plain functions, usable
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,14 +41,14 @@ def write_config(cfg: dict[str, Any], run: Path) -> None:
 
 
 def open_run(run_dir: str | Path) -> tuple[Trainer, DataSplits]:
-    """The trainer of a saved run (its model holding the saved weights) and its data set."""
+    """The trainer of a saved run (its model holding the weights of the run's current checkpoint, verified) and
+    its data set. A checkpoint that was not made from the run's config and data is refused."""
     run = R.check_run_dir(run_dir)
     cfg = check_config(R.read_config(run), {"__file__": str(run / R.CONFIG)})
     data = load_data(cfg)
     resolve(cfg, data)
     trainer = Trainer(cfg, data, out=None, quiet=True)
-    weights, _ = R.read_tensors(run / R.MODEL, expected=trainer.model)
-    trainer.model.load_state_dict(weights)
+    trainer.load_checkpoint(run, weights_only=True)
     return trainer, data
 
 
@@ -57,41 +59,64 @@ def train_run(doc: Mapping[str, Any] | None = None, sources: Mapping[str, str] |
     """Train a new run from the config ``doc`` (with ``sources`` naming where settings came from), or continue
     the run in ``resume`` up to ``epochs``; write the run folder; return the final metrics.
 
-    A new run goes to ``out`` (created; it must not hold a run) or to a new folder under ``runs_root``.
+    A new run goes to ``out`` (created if needed; it must be empty or hold a run that never saved a checkpoint)
+    or to a new folder under ``runs_root``. The run folder is locked while this runs: a second process that
+    would write the same run stops with an error naming the first.
     """
     if resume is not None:
         run = R.check_run_dir(resume)
-        saved = R.read_config(run)
-        if epochs is not None:
-            saved = merge(saved, {"train": {"epochs": epochs}})
-        cfg = check_config(saved, {"__file__": str(run / R.CONFIG), "train.epochs": "--epochs"})
-        data = load_data(cfg)
-        resolve(cfg, data)
-        trainer = Trainer(cfg, data, out=run, quiet=quiet, log=log)
-        trainer.load_checkpoint(run)
-        if on_start:
-            on_start(run)
-        if trainer.stopped_early:
-            trainer.log(f"the run stopped early at epoch {trainer.epoch}; nothing more to train")
-        elif trainer.epoch >= cfg["train"]["epochs"]:
-            trainer.log(f"the run already has {trainer.epoch} epochs (asked for {cfg['train']['epochs']})")
-        else:
-            write_config(cfg, run)  # the new epoch count
-    else:
-        cfg = check_config(doc or {}, sources)
-        data = load_data(cfg)
-        resolve(cfg, data)
-        run = R.prepare_out_dir(out) if out is not None else R.new_run_dir(runs_root, _label(cfg))
-        if on_start:
-            on_start(run)
-        trainer = Trainer(cfg, data, out=run, quiet=quiet, log=log)
-        write_config(cfg, run)
-        trainer.save_checkpoint()  # epoch 0: the initial weights, so a run always has a checkpoint to go back to
+        with R.RunLock(run):
+            trainer = _resume(run, epochs, quiet, log)
+            if on_start:
+                on_start(run)
+            trainer.fit()
+            return finish(trainer, run)
+    cfg = check_config(doc or {}, sources)
+    data = load_data(cfg)
+    resolve(cfg, data)
+    run, created = R.create_out_dir(out) if out is not None else (R.new_run_dir(runs_root, _label(cfg)), True)
+    try:
+        lock = R.RunLock(run)
+    except BaseException:
+        if created:
+            shutil.rmtree(run, ignore_errors=True)
+        raise
+    with lock:
+        try:
+            R.check_new_run_dir(run)
+            if on_start:
+                on_start(run)
+            trainer = Trainer(cfg, data, out=run, quiet=quiet, log=log)
+            write_config(cfg, run)
+            trainer.save_checkpoint()  # epoch 0: the initial weights, so a run always has a checkpoint to go back to
+        except BaseException:
+            if created:  # nothing of this run was saved: leave no folder behind
+                shutil.rmtree(run, ignore_errors=True)
+            raise
         trainer.log(f"training {cfg['model']['name']} ({count_parameters(trainer.model):,} parameters) on "
                     f"{cfg['data']['dataset']} ({len(data.train)} train / {len(data.val)} validation / "
                     f"{len(data.test)} test examples) into {run}")
-    trainer.fit()
-    return finish(trainer, run)
+        trainer.fit()
+        return finish(trainer, run)
+
+
+def _resume(run: Path, epochs: int | None, quiet: bool, log: Callable[[str], None] | None) -> Trainer:
+    """The trainer of ``run`` restored from its current checkpoint, to train up to ``epochs``."""
+    saved = R.read_config(run)
+    if epochs is not None:
+        saved = merge(saved, {"train": {"epochs": epochs}})
+    cfg = check_config(saved, {"__file__": str(run / R.CONFIG), "train.epochs": "--epochs"})
+    data = load_data(cfg)
+    resolve(cfg, data)
+    trainer = Trainer(cfg, data, out=run, quiet=quiet, log=log)
+    trainer.load_checkpoint(run)
+    if trainer.stopped_early:
+        trainer.log(f"the run stopped early at epoch {trainer.epoch}; nothing more to train")
+    elif trainer.epoch >= cfg["train"]["epochs"]:
+        trainer.log(f"the run already has {trainer.epoch} epochs (asked for {cfg['train']['epochs']})")
+    else:
+        write_config(cfg, run)  # the new epoch count
+    return trainer
 
 
 def finish(trainer: Trainer, run: Path) -> dict[str, Any]:
@@ -187,26 +212,35 @@ def predict_run(run_dir: str | Path, inputs: np.ndarray | str | Path | None = No
 
 
 def run_info(run_dir: str | Path) -> dict[str, Any]:
-    """What a run folder holds: its config, model size, progress and metrics (without loading the data)."""
+    """What a run folder holds: its config, its current checkpoint (verified: epoch, step, model size, metrics
+    per epoch) and final metrics, without loading the data. A damaged checkpoint is reported under
+    ``checkpoint_error`` rather than raised, so that the rest can still be seen."""
     run = R.check_run_dir(run_dir)
     cfg = check_config(R.read_config(run), {"__file__": str(run / R.CONFIG)})
-    info: dict[str, Any] = {"run": str(run), "config": cfg}
+    info: dict[str, Any] = {"run": str(run), "config": cfg, "history": []}
     try:
-        tensors, _ = R.read_tensors(run / R.MODEL)
+        ckpt = R.read_checkpoint(run)
+        state = R.parse_state(ckpt)
+        tensors, _ = R.read_tensors(ckpt.files[R.MODEL], ckpt.name(R.MODEL))
+        history = R.parse_metric_lines(ckpt)
+        saved = check_config(state["config"], {"__file__": ckpt.name(R.STATE)})
+        problem = R.config_difference(json.loads(R.dumps_json(saved)), json.loads(R.dumps_json(cfg)))
+        if problem:
+            raise CheckpointError(f"{run / R.CONFIG} is not what the run was built from: {problem}")
+    except (CheckpointError, ConfigError) as e:
+        info["checkpoint_error"] = str(e)
+    else:
+        info.update(epoch=state["epoch"], step=state["step"], stopped_early=state["early_stopping"]["stopped"],
+                    history=history, checkpoint={"epoch": ckpt.epoch, "folder": str(ckpt.folder), "verified": True})
         info["parameters"] = int(sum(t.data.size for k, t in tensors.items()
                                      if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))))
-    except CheckpointError as e:
-        info["model_error"] = str(e)
-    try:
-        state = R.read_state(run)
-        info.update(epoch=state["epoch"], step=state["step"], stopped_early=state["early_stopping"]["stopped"])
-    except (CheckpointError, KeyError, TypeError) as e:
-        info["state_error"] = str(e)
-    info["history"] = R.read_metric_lines(run)
-    if (run / R.METRICS).exists():
-        try:
-            info["metrics"] = json.loads((run / R.METRICS).read_text(encoding="utf-8"))
-        except ValueError:
-            raise CheckpointError(f"{run / R.METRICS}: not valid JSON") from None
+    if os.path.lexists(run / R.METRICS):
+        metrics = R.parse_json(R.read_file(run / R.METRICS), str(run / R.METRICS))
+        if not isinstance(metrics, dict):
+            raise CheckpointError(f"{run / R.METRICS}: not a JSON object of metrics")
+        info["metrics"] = metrics
+        if "epoch" in info and metrics.get("epochs") != info["epoch"]:
+            info["metrics_stale"] = (f"{R.METRICS} is of epoch {R._show(metrics.get('epochs'))}, the checkpoint of "
+                                     f"epoch {info['epoch']} (deltagrad eval {run} measures it)")
     info["files"] = sorted(p.name for p in run.iterdir() if not p.name.startswith("."))
     return info

@@ -337,3 +337,28 @@ def check_config(doc: Mapping[str, Any], sources: Mapping[str, str] | None = Non
     if cfg["scheduler"]["name"] == "cosine" and cfg["scheduler"].get("T_max") is None:
         cfg["scheduler"]["T_max"] = max(cfg["train"]["epochs"], 1)
     return cfg
+
+
+def _value_check(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def run(v: Any) -> Any:
+        try:
+            return check(v)
+        except _Bad as e:
+            raise ValueError(str(e)) from None
+    return run
+
+
+def _last_epoch(v: Any) -> int:
+    if _integer(v, "must be a whole number >= -1") < -1:
+        raise _Bad("must be a whole number >= -1")
+    return int(v)
+
+
+#: the rules for settings read back from a checkpoint's optimizer and schedule state, by key (a list's rule
+#: applies to each of its items): the flags' own rules, except that a scheduled learning rate may have decayed to 0
+FILE_VALUE_CHECKS: dict[str, Callable[[Any], Any]] = {
+    k: _value_check(f) for k, f in {**CHECKS["optimizer"], **CHECKS["scheduler"], "lr": nonneg_float,
+                                    "initial_lr": pos_float, "base_lrs": pos_float, "_last_lr": nonneg_float,
+                                    "params": nonneg_int, "last_epoch": _last_epoch, "_step_count": nonneg_int,
+                                    "betas": unit_float}.items()
+    if k != "name"}

@@ -34,7 +34,8 @@ from deltagrad.tensor import Tensor
 from deltagrad.train import divergence
 from deltagrad.train import run as R
 from deltagrad.train.builders import make_optimizer, make_scheduler
-from deltagrad.train.errors import CheckpointError, DivergenceError
+from deltagrad.train.config import FILE_VALUE_CHECKS, check_config
+from deltagrad.train.errors import CheckpointError, ConfigError, DivergenceError
 from deltagrad.train.models import build_model, initialize
 from deltagrad.train.progress import Progress
 
@@ -95,6 +96,7 @@ class Trainer:
         self.bad_epochs = 0
         self.stopped_early = False
         self.train_seconds = 0.0
+        self._data_fingerprint: dict[str, Any] | None = None
 
     def log(self, line: str) -> None:
         if self._log is not None:
@@ -238,51 +240,146 @@ class Trainer:
                 f"{acc(r['train_accuracy'])}  {val}  lr {r['lr']:.3g}{rate}")
 
     # -- checkpoints -----------------------------------------------------------------------------------------
-    def save_checkpoint(self) -> None:
-        """Write weights, optimizer/schedule state, metrics so far and the training state (last) to ``out``."""
-        if self.out is None:
-            return
+    @property
+    def data_fingerprint(self) -> dict[str, Any]:
+        """What the run is trained on: a SHA-256 of the three splits as the model sees them, and their sizes."""
+        if self._data_fingerprint is None:
+            splits = (self.data.train, self.data.val, self.data.test)
+            self._data_fingerprint = {"sha256": R.fingerprint([a for s in splits for a in s.arrays]),
+                                      "examples": [len(s) for s in splits]}
+        return self._data_fingerprint
+
+    def checkpoint_files(self) -> dict[str, bytes]:
+        """The files of a checkpoint of the present state: weights, optimizer/schedule arrays, training state
+        (with the config and data fingerprint the run was built from) and the metrics of every epoch so far."""
         for name, p in self.model.state_dict().items():
             if p.data.dtype.kind == "f" and not np.isfinite(p.data).all():
                 raise DivergenceError(f"training diverged: {name} holds non-finite values after epoch "
                                       f"{self.epoch} (step {self.step}); it was not saved", self.epoch, self.step)
         meta = {"deltagrad.epoch": str(self.epoch), "deltagrad.layers": json.dumps(self.cfg["model"]["layers"])}
-        dio.save(self.model.state_dict(), self.out / R.MODEL, metadata=meta)
         sched = self.scheduler.state_dict() if self.scheduler is not None else None
         arrays, flat = state_to_flat({"optimizer": self.optimizer.state_dict(), "scheduler": sched})
-        dio.save(arrays, self.out / R.OPTIMIZER, metadata={"deltagrad.epoch": str(self.epoch)})
-        R.atomic_write(self.out / R.METRICS_LINES, "".join(R.dumps_json(h) + "\n" for h in self.history))
         state = {"format": R.STATE_FORMAT, "version": R.STATE_VERSION, "epoch": self.epoch, "step": self.step,
                  "rng": {"global": dg_random.get_rng_state(), "loader": self.loader_rng.bit_generator.state},
                  "state": flat, "early_stopping": {"best_val_loss": self.best_val_loss,
                                                    "bad_epochs": self.bad_epochs, "stopped": self.stopped_early},
-                 "train_seconds": self.train_seconds}
-        R.atomic_write(self.out / R.STATE, R.dumps_json(state) + "\n")
+                 "train_seconds": self.train_seconds, "config": self.cfg, "data": self.data_fingerprint}
+        return {R.MODEL: dio.dumps(self.model.state_dict(), metadata=meta),
+                R.OPTIMIZER: dio.dumps(arrays, metadata={"deltagrad.epoch": str(self.epoch)}),
+                R.STATE: (R.dumps_json(state) + "\n").encode(),
+                R.METRICS_LINES: "".join(R.dumps_json(h) + "\n" for h in self.history).encode()}
 
-    def load_checkpoint(self, run: Path) -> None:
-        """Continue from the checkpoint in ``run``: weights, optimizer, schedule, RNG states, counters, metrics."""
-        state = R.read_state(run)
-        weights, wmeta = R.read_tensors(run / R.MODEL, expected=self.model)
-        arrays, ometa = R.read_tensors(run / R.OPTIMIZER)
-        for name, meta in ((R.MODEL, wmeta), (R.OPTIMIZER, ometa)):
-            if meta.get("deltagrad.epoch") != str(state.get("epoch")):
-                raise CheckpointError(f"{run / name} is from epoch {meta.get('deltagrad.epoch')} but {R.STATE} "
-                                      f"from epoch {state.get('epoch')} (the run was interrupted while saving)")
+    def save_checkpoint(self) -> None:
+        """Make the present state the run's current checkpoint in ``out`` (one transaction, see ``train.run``)."""
+        if self.out is not None:
+            R.write_checkpoint(self.out, self.epoch, self.checkpoint_files())
+
+    def load_checkpoint(self, run: Path, weights_only: bool = False) -> R.Checkpoint:
+        """Continue from the current checkpoint of ``run``: weights and (unless ``weights_only``) optimizer,
+        schedule, RNG states, counters and metrics. The checkpoint is verified first, and must have been made
+        from this trainer's config and data: anything else is refused, naming the difference."""
+        ckpt = R.read_checkpoint(run)
+        state = R.parse_state(ckpt)
+        self._check_built_from(ckpt, state)
+        weights, wmeta = R.read_tensors(ckpt.files[R.MODEL], ckpt.name(R.MODEL), expected=self.model)
+        saved_layers = wmeta.get("deltagrad.layers")
+        if saved_layers is not None:
+            problem = _layers_difference(saved_layers, self.cfg["model"]["layers"])
+            if problem:
+                raise CheckpointError(f"{ckpt.name(R.MODEL)} describes another model than {R.CONFIG}: {problem}")
+        self.model.load_state_dict(weights)
+        if weights_only:
+            return ckpt
+        arrays, _ = R.read_tensors(ckpt.files[R.OPTIMIZER], ckpt.name(R.OPTIMIZER))
+        history = R.parse_metric_lines(ckpt)
+        where = ckpt.name(R.STATE)
         try:
-            self.model.load_state_dict(weights)
             restored = state_from_flat(arrays, state["state"])
+            _check_like(self.optimizer.state_dict()["param_groups"], restored["optimizer"]["param_groups"],
+                        "optimizer.param_groups")
             self.optimizer.load_state_dict(restored["optimizer"])
             if self.scheduler is not None:
+                _check_like(self.scheduler.state_dict(), restored["scheduler"], "scheduler")
                 self.scheduler.load_state_dict(restored["scheduler"])
             dg_random.set_rng_state(state["rng"]["global"])
             self.loader_rng.bit_generator.state = state["rng"]["loader"]
-            self.epoch, self.step = int(state["epoch"]), int(state["step"])
-            es = state["early_stopping"]
-            best = es["best_val_loss"]
-            self.best_val_loss = None if best is None else float(best)  # "nan"/"inf" are stored as strings
-            self.bad_epochs, self.stopped_early = int(es["bad_epochs"]), bool(es["stopped"])
-            self.train_seconds = float(state.get("train_seconds", 0.0))
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{run / R.STATE}: cannot restore the training state ({type(e).__name__}: {e})") \
-                from None
-        self.history = R.read_metric_lines(run, upto_epoch=self.epoch)
+        except _BadValue as e:
+            raise CheckpointError(f"{where}: {e}") from None
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise CheckpointError(f"{where}: cannot restore the training state ({type(e).__name__}: {e})") from None
+        self.epoch, self.step = state["epoch"], state["step"]
+        es = state["early_stopping"]
+        best = es["best_val_loss"]
+        self.best_val_loss = None if best is None else float(best)  # "nan"/"inf" are stored as strings
+        self.bad_epochs, self.stopped_early = es["bad_epochs"], es["stopped"]
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.history = history
+        return ckpt
+
+    def _check_built_from(self, ckpt: R.Checkpoint, state: dict[str, Any]) -> None:
+        where = ckpt.name(R.STATE)
+        try:
+            saved_cfg = check_config(state["config"], {"__file__": where})
+        except ConfigError as e:
+            raise CheckpointError(f"{where}: the recorded config is not valid: {e}") from None
+        problem = R.config_difference(json.loads(R.dumps_json(saved_cfg)), json.loads(R.dumps_json(self.cfg)))
+        if problem:
+            raise CheckpointError(f"{ckpt.run / R.CONFIG} is not what the run was built from: {problem}; restore it, "
+                                  f"or start a new run from it with --config {ckpt.run / R.CONFIG} --out NEW_DIR")
+        saved, now = state["data"], self.data_fingerprint
+        if saved.get("sha256") != now["sha256"]:
+            sizes = "" if saved.get("examples") == now["examples"] else (
+                f"; train/validation/test examples {saved.get('examples')} then, {now['examples']} now")
+            raise CheckpointError(f"data set {self.cfg['data']['dataset']!r} is not the one the run was trained on "
+                                  f"(its fingerprint changed{sizes}); the run cannot continue or be evaluated on it")
+
+
+class _BadValue(ValueError):
+    pass
+
+
+def _check_like(fresh: Any, loaded: Any, path: str) -> None:
+    """``loaded`` (read from a file) must have the form of ``fresh`` (what this deltagrad makes), with numbers
+    where numbers are, and learning rates and other settings within the ranges the flags allow."""
+    if isinstance(fresh, dict):
+        if not isinstance(loaded, dict) or set(loaded) != set(fresh):
+            raise _BadValue(f"{path} must be a table with the keys {sorted(fresh)}, got {R._show(loaded)}")
+        for k in fresh:
+            _check_like(fresh[k], loaded[k], f"{path}.{k}")
+        return
+    if isinstance(fresh, (list, tuple)):
+        if not isinstance(loaded, (list, tuple)) or len(loaded) != len(fresh):
+            raise _BadValue(f"{path} must be a list of {len(fresh)}, got {R._show(loaded)}")
+        for i, (f, v) in enumerate(zip(fresh, loaded)):
+            _check_like(f, v, f"{path}[{i}]")
+        return
+    key = path.rsplit(".", 1)[-1].split("[")[0]
+    if isinstance(fresh, bool) or fresh is None or isinstance(fresh, str):
+        if type(loaded) is not type(fresh) and not (fresh is None and R._is_number(loaded)):
+            raise _BadValue(f"{path} must be {R._show(fresh)}-like, got {R._show(loaded)}")
+        return
+    if not R._is_number(loaded):
+        raise _BadValue(f"{path} must be a number, got {R._show(loaded)}")
+    check = FILE_VALUE_CHECKS.get(key)
+    if check is not None:
+        try:
+            check(loaded)
+        except ValueError as e:
+            raise _BadValue(f"{path} {e}, got {R._show(loaded)}") from None
+    elif isinstance(fresh, float) and math.isfinite(fresh) and not math.isfinite(loaded):
+        raise _BadValue(f"{path} must be a finite number, got {R._show(loaded)}")
+
+
+def _layers_difference(saved_json: str, layers: list[dict[str, Any]]) -> str | None:
+    try:
+        saved = json.loads(saved_json)
+    except (ValueError, RecursionError):
+        return "its layer description is not valid JSON"
+    if not isinstance(saved, list):
+        return "its layer description is not a list"
+    for i, (a, b) in enumerate(zip(saved, layers)):
+        if a != json.loads(json.dumps(b)):
+            return f"layer {i} is {R._show(a)} there but {R._show(b)} in {R.CONFIG}"
+    if len(saved) != len(layers):
+        return f"{len(saved)} layers there, {len(layers)} in {R.CONFIG}"
+    return None
