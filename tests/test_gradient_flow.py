@@ -295,3 +295,22 @@ def test_the_readme_example_prints_what_the_readme_shows(capsys):
                                  readme, flags=re.S)
     exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
     assert capsys.readouterr().out == shown
+
+
+def test_gradients_out_is_checked_before_the_study(tmp_path, capsys):
+    assert main(["gradients", "--out", str(tmp_path / "missing" / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deltagrad: error: --out ") and "does not exist" in err
+    assert main(["gradients", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_an_overflowing_stack_is_reported_not_crashed(tmp_path, capsys):
+    out = tmp_path / "deep.png"
+    assert main(["gradients", "--activations", "relu", "--inits", "normal", "--depth", "200", "--width", "16",
+                 "--batch", "8", "--json", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    (r,) = last_json(text)["results"]
+    assert "inf" in r["grad_rms"] and all(isinstance(v, float) for v in r["act_std"])  # valid JSON throughout
+    assert "overflow" in text
+    opens(out)

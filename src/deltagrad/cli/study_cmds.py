@@ -116,14 +116,28 @@ def _list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def _fmt(v: float) -> str:
-    return f"{v:10.3e}" if np.isfinite(v) else f"{v!s:>10}"
+def _col(v: float, width: int) -> str:
+    """A number right-aligned in ``width`` characters, always with a space before it."""
+    text = f"{v:.3e}" if np.isfinite(v) else str(v)
+    return " " + text.rjust(width - 1)
+
+
+def _check_out(out: str) -> Path:
+    """``--out``, checked before the study runs: its folder must exist."""
+    path = Path(out)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExplainError(f"--out {out}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise ExplainError(f"--out {out} is a folder; give a file name such as {path / 'gradients.png'}")
+    return path
 
 
 # -- gradients ---------------------------------------------------------------------------------------------------
 def cmd_gradients(args: argparse.Namespace) -> int:
+    out = _check_out(args.out)
     if args.run is not None:
-        return _run_gradients(args)
+        return _run_gradients(args, out)
     study = studies.gradient_study(20 if args.depth is None else args.depth, 64 if args.width is None else args.width,
                                    _list(args.activations or "sigmoid,tanh,relu"),
                                    _list(args.inits or ",".join(INITS)), args.batch, args.seed)
@@ -136,21 +150,21 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     for r in res:
         g = r["grad_rms"]
         ratio = g[0] / g[-1] if g[-1] else float("inf")
-        print(f"{r['activation']:<11}{r['init']:<9}{_fmt(r['act_std'][0])}{_fmt(r['act_std'][-1]):>11}"
-              f"{_fmt(g[0]):>11}{_fmt(g[-1]):>12}{_fmt(ratio):>12}  {verdict(g)}")
+        print(f"{r['activation']:<11}{r['init']:<9}{_col(r['act_std'][0], 10)}{_col(r['act_std'][-1], 11)}"
+              f"{_col(g[0], 11)}{_col(g[-1], 12)}{_col(ratio, 12)}  {verdict(g)}")
     print("(RMS of dL/dx(l), the backward signal at the output of Linear layer l; vanishing/exploding: the input "
           "side over 1000× smaller/larger; stable: within 10×)")
     vc = study["variance_check"]
     print(f"variance check, one linear unit o = Σ w_i x_i with x_i ~ N(0, 1), w_i ~ N(0, σ²): predicted "
           f"Var[o] = n_in σ² = {vc['n_in']} × {vc['sigma2']:g} = {vc['predicted']:g}, measured {vc['measured']:.4f}")
-    write_atomic(Path(args.out), study["png"])
+    write_atomic(out, study["png"])
     print(f"wrote {args.out}")
     if args.json:
         print(json.dumps(report.jsonable({"results": res, "variance_check": vc, "plot": args.out})))
     return 0
 
 
-def _run_gradients(args: argparse.Namespace) -> int:
+def _run_gradients(args: argparse.Namespace, out: Path) -> int:
     given = [f"--{f}" for f in STACK_FLAGS if getattr(args, f) is not None]
     if given:
         raise ExplainError(f"{', '.join(given)} describe the synthetic stack; with RUN_DIR the run's own model is "
@@ -166,8 +180,8 @@ def _run_gradients(args: argparse.Namespace) -> int:
     print(f"gradient flow of {label} on {flow['examples']} training examples, loss {flow['loss']:.4g}")
     print(f"{'layer':<16}{'std x(l)':>11}{'RMS dL/dx(l)':>14}{'RMS dL/dW(l)':>14}")
     for name, s, g, w in zip(flow["layers"], flow["act_std"], flow["grad_rms"], flow["weight_grad_rms"]):
-        print(f"{name:<16}{_fmt(s):>11}{_fmt(g):>14}{_fmt(w):>14}")
-    write_atomic(Path(args.out), study["png"])
+        print(f"{name:<16}{_col(s, 11)}{_col(g, 14)}{_col(w, 14)}")
+    write_atomic(out, study["png"])
     print(f"wrote {args.out}")
     if args.json:
         print(json.dumps(report.jsonable({"run": args.run, "results": study["results"], "plot": args.out})))

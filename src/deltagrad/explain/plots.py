@@ -65,6 +65,10 @@ def gradient_flow_png(results: list[dict[str, Any]], title: str) -> bytes:
         ax.set(title=name, xlabel="layer l (1 = input side)", ylabel=stat)
         ax.grid(True, which="major", alpha=0.3)
         n = max(len(r[key]) for r in results)
+        ax.set_xlim(0.5, n + 0.5)
+        if any(v is None or not np.isfinite(v) for r in results for v in r[key]):
+            ax.text(0.5, 0.5, "some values overflowed to inf\n(beyond 1e308) and are not drawn", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=9, color="tab:red")
         if not stack and len(results) == 1:  # a run's few layers: name them
             ax.set_xticks(range(1, n + 1), results[0]["layers"], rotation=30 if n > 4 else 0, fontsize="small")
             ax.set_xlabel("weight layer [index in the model] (input side first)")
