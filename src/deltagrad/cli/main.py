@@ -13,7 +13,7 @@ import textwrap
 from typing import Any
 
 from deltagrad import __version__
-from deltagrad.cli import explain_cmds, report
+from deltagrad.cli import explain_cmds, report, study_cmds
 from deltagrad.data import BUILTIN, DataError
 from deltagrad.explain import ExplainError
 from deltagrad.train import toml_io
@@ -130,6 +130,7 @@ def build_parser() -> Parser:
     i.add_argument("--json", action="store_true", help="print everything as one JSON object")
     i.set_defaults(func=cmd_info)
     explain_cmds.add_commands(sub, fmt)
+    study_cmds.add_commands(sub, fmt)
     return parser
 
 
