@@ -2,7 +2,8 @@
 
 Arithmetic and the other differentiable methods are attached by the op files (``deltagrad/ops``) when they
 register their ops; this file holds what is not an op: construction, conversion, backward, hooks and
-in-place updates (which are never recorded).
+in-place updates. An in-place update outside the graph changes the array and bumps the version counter (which
+views share with their base); one on a tensor in the graph is recorded by ``ops/inplace.py``, as PyTorch does.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ class Tensor:
     tensor([2., 4.])
     """
 
-    __slots__ = ("data", "grad", "_requires_grad", "_node", "_version", "_hooks", "__weakref__")
+    # _version: [count], shared by a view and its base; _view: None, or for a view [base, the view ops from the
+    # base (cls, args, params), base._node when this view's history was made, made with grad on]
+    __slots__ = ("data", "grad", "_requires_grad", "_node", "_version", "_view", "_hooks", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == is elementwise, identity is the hash (as in PyTorch)
 
@@ -35,6 +38,7 @@ class Tensor:
         self.grad: Tensor | None = None
         self._node = None
         self._version = [0]
+        self._view: list | None = None
         self._hooks: list | None = None
         self._requires_grad = False
         if requires_grad:
@@ -49,12 +53,15 @@ class Tensor:
         t._node = node
         t._requires_grad = node is not None
         t._version = [0]
+        t._view = None
         t._hooks = None
         return t
 
     # -- gradient bookkeeping ------------------------------------------------------------------------------
     @property
     def requires_grad(self) -> bool:
+        if self._view is not None:
+            self._fresh()
         return self._requires_grad
 
     @requires_grad.setter
@@ -71,11 +78,21 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
+        if self._view is not None:
+            self._fresh()
         return self._node is None
 
     @property
     def grad_fn(self) -> Any:
+        if self._view is not None:
+            self._fresh()
         return self._node
+
+    def _fresh(self) -> None:
+        """A view whose base was changed in place in a graph takes its history from the base's new one."""
+        view = self._view
+        if view[2] is not view[0]._node:
+            _refresh(self)
 
     def backward(
         self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False,
@@ -117,6 +134,8 @@ class Tensor:
         return t
 
     def detach_(self) -> Tensor:
+        if self._view is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead")
         self._node = None
         self._requires_grad = False
         return self
@@ -225,76 +244,84 @@ class Tensor:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    # -- in-place updates: never recorded --------------------------------------------------------------------
-    def _inplace(self, ufunc: Any, other: Any) -> Tensor:
-        if self._requires_grad and _grad_state.enabled:
-            if self._node is None:
-                raise RuntimeError(
-                    "a leaf tensor that requires grad is being used in an in-place operation; "
-                    "wrap the update in `with deltagrad.no_grad():`"
-                )
-            raise RuntimeError(
-                "in-place operations are not recorded; write `x = x + y` (out of place) on tensors in the graph"
-            )
+    # -- in-place updates ----------------------------------------------------------------------------------
+    def _inplace(self, ufunc: Any, other: Any, op: str | None = None, params: dict | None = None) -> Tensor:
+        """``ufunc(self, other, out=self)``; recorded as the op ``op(self, other, **params)`` where the graph
+        needs it (``ops/inplace.py``: a tensor in the graph, or ``other`` requiring grad, or a view)."""
+        if _grad_state.enabled and (self._requires_grad or self._view is not None
+                                    or (isinstance(other, Tensor) and other._requires_grad)):
+            if _record_inplace(self, op, other, params or {}):
+                return self
         if _tape is not None:  # a captured step repeats in-place updates of state (counters, buffers)
             _tape.inplace(self, ufunc, other)
         other = other.data if isinstance(other, Tensor) else other
         token = backend.quiet_floating_point()
         try:
             ufunc(self.data, other, out=self.data, casting="same_kind")
+        except TypeError as e:  # NumPy's casting error, in PyTorch's words
+            raise RuntimeError(f"the result of {op or 'the in-place operation'} can't be cast to the desired "
+                               f"output type {self.data.dtype}: {e}") from None
         finally:
             backend.restore_floating_point(token)
         self._version[0] += 1
         return self
 
     def add_(self, other: Any, alpha: float = 1) -> Tensor:
-        return self._inplace(np.add, other if alpha == 1 else _data(other) * alpha)
+        if alpha != 1:
+            return self._inplace(_scaled(np.add, alpha), other, "add", {"alpha": alpha})
+        return self._inplace(np.add, other, "add")
 
     def sub_(self, other: Any, alpha: float = 1) -> Tensor:
-        return self._inplace(np.subtract, other if alpha == 1 else _data(other) * alpha)
+        if alpha != 1:
+            return self._inplace(_scaled(np.subtract, alpha), other, "sub", {"alpha": alpha})
+        return self._inplace(np.subtract, other, "sub")
 
     def mul_(self, other: Any) -> Tensor:
-        return self._inplace(np.multiply, other)
+        return self._inplace(np.multiply, other, "mul")
 
     def div_(self, other: Any) -> Tensor:
-        return self._inplace(np.divide, other)
+        return self._inplace(np.divide, other, "div")
+
+    def pow_(self, exponent: Any) -> Tensor:
+        return self._inplace(np.power, exponent, "pow")
 
     def copy_(self, src: Any) -> Tensor:
-        return self._inplace(lambda a, b, out, casting: np.copyto(out, b, casting="unsafe"), src)
+        return self._inplace(_copyto, src, "copy")
 
     def zero_(self) -> Tensor:
-        return self._inplace(np.multiply, 0)
+        return self._inplace(_copyto, 0, "copy")
 
     def fill_(self, value: Any) -> Tensor:
         return self.copy_(value)
 
     def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:
-        return self._inplace(lambda a, _, out, casting: np.clip(a, min, max, out=out), None)
+        return self._inplace(lambda a, _, out, casting: np.clip(a, min, max, out=out), None, "clamp",
+                             {"min": min, "max": max})
+
+    clip_ = clamp_
 
     def __iadd__(self, other: Any) -> Tensor:
-        return self + other if self._recording_non_leaf() else self.add_(other)
+        return self.add_(other)
 
     def __isub__(self, other: Any) -> Tensor:
-        return self - other if self._recording_non_leaf() else self.sub_(other)
+        return self.sub_(other)
 
     def __imul__(self, other: Any) -> Tensor:
-        return self * other if self._recording_non_leaf() else self.mul_(other)
+        return self.mul_(other)
 
     def __itruediv__(self, other: Any) -> Tensor:
-        return self / other if self._recording_non_leaf() else self.div_(other)
+        return self.div_(other)
 
-    def _recording_non_leaf(self) -> bool:
-        # `h += y` on an intermediate in the graph rebinds h to a new node, as `h = h + y` would
-        return self._node is not None and _grad_state.enabled
+    def __ipow__(self, other: Any) -> Tensor:
+        return self.pow_(other)
 
     def __setitem__(self, index: Any, value: Any) -> None:
+        if _grad_state.enabled and (self._requires_grad or self._view is not None
+                                    or (isinstance(value, Tensor) and value._requires_grad)):
+            if _record_inplace(self, "index_put", value, {"index": index}):
+                return
         if _tape is not None:
             _tape.inplace(self, None, value)
-        if self._requires_grad and _grad_state.enabled:
-            raise RuntimeError(
-                "item assignment on a tensor that requires grad is not recorded; do it under no_grad(), "
-                "or build the tensor with where()/cat()"
-            )
         if isinstance(index, Tensor):
             index = index.data
         elif isinstance(index, tuple):
@@ -304,6 +331,16 @@ class Tensor:
 
 
 _tape: Any = None  # the tape while ``deltagrad.capture`` records a step (autograd/tape.py)
+_record_inplace: Any = None  # ops/inplace.py: records an in-place op in the graph, or says none is needed
+_refresh: Any = None  # ops/inplace.py: a view takes its history from its base's new one
+
+
+def _copyto(a: Any, b: Any, out: Any, casting: str) -> None:
+    np.copyto(out, b, casting="unsafe")  # as PyTorch's copy_: any dtype converts
+
+
+def _scaled(ufunc: Any, alpha: float) -> Callable:
+    return lambda a, b, out, casting: ufunc(a, np.multiply(b, alpha), out=out, casting=casting)
 
 
 def _data(x: Any) -> Any:

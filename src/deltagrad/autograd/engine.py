@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from deltagrad.autograd import function as _function
-from deltagrad.autograd.function import Function, cast, sum_to
+from deltagrad.autograd.function import Function, cast, node_at, sum_to
 from deltagrad.autograd.grad_mode import state as _grad_state
 from deltagrad.backend import quiet_floating_point, restore_floating_point
 from deltagrad.tensor import Tensor
@@ -25,6 +25,7 @@ def topological_order(roots: Sequence[Function]) -> list[Function]:
     order: list[Function] = []
     seen: set[int] = set()
     stack: list[tuple[Function, bool]] = [(r, False) for r in roots]
+    history = _function._history or None  # tensors changed in place: their consumers read older nodes
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -34,9 +35,16 @@ def topological_order(roots: Sequence[Function]) -> list[Function]:
             continue
         seen.add(id(node))
         stack.append((node, True))
-        for t in node._inputs:
-            if isinstance(t, Tensor) and t._node is not None and id(t._node) not in seen:
-                stack.append((t._node, False))
+        if history is None:
+            for t in node._inputs:
+                if isinstance(t, Tensor) and t._node is not None and id(t._node) not in seen:
+                    stack.append((t._node, False))
+            continue
+        for t, v in zip(node._inputs, node._versions):
+            if isinstance(t, Tensor):
+                tn = t._node if id(t) not in history else node_at(t, v)
+                if tn is not None and id(tn) not in seen:
+                    stack.append((tn, False))
     return order
 
 
@@ -107,6 +115,8 @@ def backward(
     grads: dict[int, Any] = {}
     roots: list[Function] = []
     for i, out in enumerate(outputs):
+        if out._view is not None:  # a view whose base was changed in place: its history is the base's new one
+            out._fresh()
         if not out._requires_grad:
             raise RuntimeError(
                 "element 0 of tensors does not require grad and has no grad_fn: nothing recorded leads to it"
@@ -176,6 +186,7 @@ def _reverse(order: list[Function], grads: dict, deliver: Any, wanted: dict | No
     ``deliver`` handles every other case."""
     recording = _grad_state.enabled
     _grad_state.enabled = create_graph
+    history = _function._history or None
     try:
         for node in reversed(order):
             g = grads.pop(id(node), None)
@@ -198,13 +209,16 @@ def _reverse(order: list[Function], grads: dict, deliver: Any, wanted: dict | No
                 data = t.data
                 if gi.shape != data.shape or gi.dtype != data.dtype:
                     gi = _fit(gi, t)
-                if t._node is None:
+                tn = t._node
+                if history is not None and id(t) in history:  # changed in place since: its node back then
+                    tn = node_at(t, next(v for u, v in zip(node._inputs, node._versions) if u is t))
+                if tn is None:
                     if owned is not None and not t._hooks:
                         store_leaf_grad(t, gi, owned)
                     else:
                         deliver(t, gi)
                 else:
-                    k = id(t._node)
+                    k = id(tn)
                     grads[k] = gi if k not in grads else grads[k] + gi
             if not retain_graph:
                 node._release()

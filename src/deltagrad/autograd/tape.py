@@ -31,7 +31,7 @@ import numpy as np
 from deltagrad import tensor as _tensor
 from deltagrad.autograd import function as _function
 from deltagrad.autograd.engine import store_leaf_grad
-from deltagrad.autograd.function import Function, sum_to
+from deltagrad.autograd.function import Function, node_at, sum_to
 from deltagrad.backend import quiet_floating_point, restore_floating_point
 from deltagrad.tensor import Tensor
 
@@ -77,14 +77,15 @@ class _Tape:
         return slot
 
     # -- recording, called from the op recorder, the engine and @replayed methods -----------------------
-    def op(self, cls: type[Function], args: tuple, params: dict, result: Any) -> None:
+    def op(self, cls: type[Function], args: tuple, extra: tuple, params: dict, result: Any) -> None:
+        """An op applied to ``args`` (its inputs), with parameters ``extra`` (by position) and ``params``."""
         if self.suspended:
             return
         needs = (tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
                  if isinstance(result, Tensor) and result._node is not None else None)
         sources = tuple(self.source(a) for a in args)
         slot = self.new_slot(result) if isinstance(result, Tensor) else None
-        self.events.append(("op", cls, sources, params, slot, needs, result._node if needs else None))
+        self.events.append(("op", cls, sources, extra, params, slot, needs, result._node if needs else None))
 
     def backward(self, order: list[Function], roots: list[Function], grads: dict, plain: bool) -> None:
         """Called by the engine before a backward pass runs, with its node order and seed gradients."""
@@ -92,8 +93,8 @@ class _Tape:
             raise CaptureError("a captured step may only call plain backward() on non-leaf outputs")
         slot_of_node = {}
         for ev in self.events:
-            if ev[0] == "op" and ev[6] is not None:
-                slot_of_node[id(ev[6])] = ev[4]
+            if ev[0] == "op" and ev[7] is not None:
+                slot_of_node[id(ev[7])] = ev[5]
         plan = []
         for node in order:
             if id(node) not in slot_of_node:
@@ -102,11 +103,12 @@ class _Tape:
             if node._hooks:
                 raise CaptureError("tensor hooks cannot be captured; remove them or run the step eagerly")
             dests = []
-            for t, need in zip(node._inputs, node.needs_input_grad):
+            for t, need, v in zip(node._inputs, node.needs_input_grad, node._versions):
+                tn = node_at(t, v) if need else None
                 if not need:
                     dests.append(None)
-                elif t._node is not None:
-                    dests.append((SLOT, slot_of_node[id(t._node)], t.shape, t.dtype))
+                elif tn is not None:
+                    dests.append((SLOT, slot_of_node[id(tn)], t.shape, t.dtype))
                 else:
                     if t._hooks:
                         raise CaptureError("tensor hooks cannot be captured")
@@ -214,9 +216,9 @@ def _compile(tape: _Tape, structure: Any) -> tuple[Callable[..., Any], str]:
 
     for ev in tape.events:
         if ev[0] == "op":
-            _, cls, sources, params, slot, needs, _node = ev
+            _, cls, sources, extra, params, slot, needs, _node = ev
             fn = bind(cls.__name__, cls)
-            kw = f", **{bind('p', params)}" if params else ""
+            kw = (f", *{bind('x', extra)}" if extra else "") + (f", **{bind('p', params)}" if params else "")
             args = ", ".join(arg(s) for s in sources)
             v, c, a = f"v{slot}", f"c{slot}", f"a{slot}"
             if needs is None:

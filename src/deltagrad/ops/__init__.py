@@ -3,7 +3,7 @@
 Each family module lists its public functions in ``__all__``; they become ``deltagrad.<name>``.
 """
 
-from deltagrad.ops import activation, compare, conv, elementwise, indexing, linalg, loss, pool, reduce, shape
+from deltagrad.ops import activation, compare, conv, elementwise, indexing, inplace, linalg, loss, pool, reduce, shape
 from deltagrad.ops.activation import *  # noqa: F403
 from deltagrad.ops.compare import *  # noqa: F403
 from deltagrad.ops.conv import *  # noqa: F403

@@ -39,6 +39,8 @@ class Softmax(Function):
     >>> deltagrad.tensor([1.0, 2.0, 3.0]).softmax(0)   # tensor([0.0900, 0.2447, 0.6652])
     """
 
+    inputs = ("x",)
+
     def forward(ctx, x, dim=None):
         if x.ndim == 0 or x.size == 0:
             ctx.dim = None if x.ndim == 0 else normalize_dim(dim if dim is not None else -1, x.ndim)
@@ -60,6 +62,8 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """y = x − log Σ eˣ along ``dim``;  dx = g − eʸ · Σ g"""
+
+    inputs = ("x",)
 
     def forward(ctx, x, dim=None):
         if x.ndim == 0 or x.size == 0:
@@ -92,6 +96,8 @@ class Dropout(Function):
     The mask is drawn in forward from ``deltagrad.random.default_generator()`` (so ``manual_seed`` makes it
     repeatable, and a captured step draws a new one on every replay). Expected value of y equals x.
     """
+
+    inputs = ("x",)
 
     def forward(ctx, x, p=0.5):
         if p >= 1:
@@ -135,6 +141,8 @@ class BatchNorm(Function):
         dx = γ/√(σ² + ε) · (g − mean(g) − x̂ · mean(g · x̂))   (training),   γ/√(σ² + ε) · g   (running stats)
         dγ = Σ g · x̂,   dβ = Σ g
     """
+
+    inputs = ("x", "weight", "bias")
 
     def forward(ctx, x, weight=None, bias=None, running_mean=None, running_var=None, training=False,
                 momentum=0.1, eps=1e-5):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from deltagrad.autograd.function import Function, defop
 from deltagrad.backend import xp
-from deltagrad.ops._util import normalize_dim, randn
+from deltagrad.ops._util import normalize_dim, promote, randn
 
 __all__ = ["eq", "ne", "lt", "le", "gt", "ge", "argmax", "argmin"]
 
@@ -16,10 +16,14 @@ __all__ = ["eq", "ne", "lt", "le", "gt", "ge", "argmax", "argmin"]
 class _Compare(Function):
     """A bool tensor, elementwise (broadcasting), never requiring grad."""
 
+    inputs = ("a", "b")
+
     differentiable = False
     ufunc = None
 
     def forward(ctx, a, b):
+        if a.__class__ is not xp.ndarray or b.__class__ is not xp.ndarray or a.dtype is not b.dtype:
+            a, b = promote(a, b)  # compared in PyTorch's common dtype
         return type(ctx).ufunc(a, b)
 
     examples = staticmethod(lambda r: [((randn(r, 3, 4).round(), randn(r, 4).round()), {}),
@@ -52,6 +56,8 @@ class GreaterEqual(_Compare):
 
 class _Arg(Function):
     """The int64 index of the extreme element along ``dim`` (of the flattened input when ``dim`` is None)."""
+
+    inputs = ("x",)
 
     differentiable = False
     find = None

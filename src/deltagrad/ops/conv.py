@@ -248,6 +248,9 @@ def _batched(a, nd):
 
 
 class _Conv(Function):
+    inputs = ("input", "weight", "bias")
+    reads = ((1,), (0,), ())
+
     nd = 2
 
     def forward(ctx, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -291,6 +294,9 @@ class _Conv(Function):
 class _ConvInput(Function):
     """dx = the transposed convolution of g with W onto an input of shape ``input_size``."""
 
+    inputs = ("input_size", "weight", "grad_output")
+    reads = ((), (2,), (1,))
+
     nd = 2
 
     def forward(ctx, input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
@@ -317,6 +323,9 @@ class _ConvInput(Function):
 
 class _ConvWeight(Function):
     """dW = Σ over batch and positions of g times the input windows, for a weight of shape ``weight_size``."""
+
+    inputs = ("input", "weight_size", "grad_output")
+    reads = ((2,), (), (0,))
 
     nd = 2
 

@@ -9,19 +9,37 @@ from __future__ import annotations
 
 from deltagrad.autograd.function import Function, defop
 from deltagrad.backend import relu_backward, relu_forward, xp
-from deltagrad.ops._util import const, randn
+from deltagrad.ops._util import const, promote, randn
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "sin", "cos", "tanh",
            "sigmoid", "relu", "leaky_relu", "clamp", "maximum", "minimum", "where", "true_divide", "divide",
            "subtract", "multiply", "negative"]
 
 # ---- arithmetic --------------------------------------------------------------------------------------------
+#
+# The binary ops compute in PyTorch's result dtype (``promote``): float32 with an integer tensor or any number
+# stays float32, integers divide to float32. Two arrays of one dtype, the common case, skip the question.
+
+_array = xp.ndarray
+
+
+def _is_bool(x) -> bool:
+    return x.__class__ is bool or (x.__class__ is _array and x.dtype == bool)
+
+
+def zeros_like(g):
+    """Zeros of g's shape and dtype, as an op of g (a Tensor under create_graph) but never NaN · 0."""
+    return where(True, xp.zeros((), g.dtype), g)
 
 
 class Add(Function):
     """y = a + b"""
 
+    inputs = ("a", "b")
+
     def forward(ctx, a, b):
+        if a.__class__ is not _array or b.__class__ is not _array or a.dtype is not b.dtype:  # PyTorch's dtype
+            a, b = promote(a, b)
         return a + b
 
     def backward(ctx, g):
@@ -33,7 +51,14 @@ class Add(Function):
 class Sub(Function):
     """y = a − b"""
 
+    inputs = ("a", "b")
+
     def forward(ctx, a, b):
+        if a.__class__ is not _array or b.__class__ is not _array or a.dtype is not b.dtype:  # PyTorch's dtype
+            if _is_bool(a) or _is_bool(b):  # NumPy refuses bool − bool itself
+                raise RuntimeError("subtraction, the `-` operator, with a bool tensor is not supported; to invert "
+                                   "a mask use `~` or logical_not()")
+            a, b = promote(a, b)
         return a - b
 
     def backward(ctx, g):
@@ -45,7 +70,12 @@ class Sub(Function):
 class Mul(Function):
     """y = a · b"""
 
+    inputs = ("a", "b")
+    reads = ((1,), (0,))
+
     def forward(ctx, a, b):
+        if a.__class__ is not _array or b.__class__ is not _array or a.dtype is not b.dtype:  # PyTorch's dtype
+            a, b = promote(a, b)
         return a * b
 
     def backward(ctx, g):
@@ -59,7 +89,12 @@ class Mul(Function):
 class Div(Function):
     """y = a / b;  da = g / b,  db = −g · a / b²"""
 
+    inputs = ("a", "b")
+    reads = ((1,), (0, 1))
+
     def forward(ctx, a, b):
+        if a.__class__ is not _array or b.__class__ is not _array or a.dtype is not b.dtype or a.dtype.kind != "f":
+            a, b = promote(a, b, true_divide=True)
         return a / b
 
     def backward(ctx, g):
@@ -74,6 +109,8 @@ class Div(Function):
 class Neg(Function):
     """y = −x"""
 
+    inputs = ("x",)
+
     def forward(ctx, x):
         return -x
 
@@ -84,9 +121,23 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  da = g · b · a^(b−1),  db = g · y · ln a   (ln a taken as 0 where a = 0)"""
+    """y = a ** b;  da = g · b · a^(b−1) (0 where b = 0),  db = g · y · ln a (0 where a = 0 and b ≥ 0)
+
+    The two conventions are PyTorch's: they make x⁰ = 1 constant in x and 0ᵇ (b ≥ 0) constant in b, where
+    the formulas give 0 · ∞ or 0 · ln 0. A negative base has ln a = NaN, as in PyTorch.
+    """
+
+    inputs = ("a", "b")
 
     def forward(ctx, a, b):
+        if a.__class__ is not _array or b.__class__ is not _array or a.dtype is not b.dtype:  # PyTorch's dtype
+            a, b = promote(a, b)
+        if (a if a.__class__ is _array else b).dtype == bool:  # as PyTorch: a bool tensor to a number's power only
+            if b.__class__ is not bool:
+                raise RuntimeError("pow is not implemented for bool tensors (except a bool tensor ** True/False)")
+            return a.copy() if b else xp.ones_like(a)
+        if b.__class__ is float and b == -0.5:  # PyTorch's rsqrt: NaN at −inf, where pow gives 0
+            return 1 / xp.sqrt(a)
         return a ** b
 
     def backward(ctx, g):
@@ -94,14 +145,20 @@ class Pow(Function):
         need_a, need_b = ctx.needs_input_grad
         da = db = None
         if need_a:
-            da = g * b * a ** (b - 1) if not isinstance(b, (int, float)) or b != 0 else g * 0
+            if b.__class__ in (int, float):  # x ** 2: the common case, no masks
+                da = g * b * pow(a, b - 1) if b != 0 else zeros_like(g)  # pow: the forward's special cases
+            else:
+                da = where(const(b) == 0, xp.zeros((), g.dtype), g * b * a ** (b - 1))
         if need_b:
-            db = g * ctx.result * log(where(const(a) == 0, 1.0, a))
+            flat = (const(a) == 0) & (const(b) >= 0)  # 0 ** b for b ≥ 0: constant in b
+            db = g * where(flat, xp.zeros((), g.dtype), ctx.result * log(where(flat, 1.0, a)))
         return da, db
 
     examples = staticmethod(lambda r: [((r.uniform(0.5, 2, (2, 3)), 3), {}),
                                        ((r.uniform(0.5, 2, (2, 3)), r.uniform(-1, 2, (3,))), {}),
-                                       ((2.0, randn(r, 4)), {}), ((r.uniform(0.5, 2, (3,)), -0.5), {})])
+                                       ((2.0, randn(r, 4)), {}), ((r.uniform(0.5, 2, (3,)), -0.5), {}),
+                                       ((0.0, r.uniform(0.5, 2, (3,))), {}),          # 0 ** t: db = 0
+                                       ((-r.uniform(0.5, 2, (2, 3)), xp.array([1, 2, 3])), {})])  # a < 0, b integer
 
 
 # ---- transcendental ----------------------------------------------------------------------------------------
@@ -109,6 +166,8 @@ class Pow(Function):
 
 class Exp(Function):
     """y = eˣ;  dx = g · y"""
+
+    inputs = ("x",)
 
     def forward(ctx, x):
         return xp.exp(x)
@@ -121,6 +180,8 @@ class Exp(Function):
 
 class Log(Function):
     """y = ln x;  dx = g / x"""
+
+    inputs = ("x",)
 
     def forward(ctx, x):
         return xp.log(x)
@@ -135,6 +196,8 @@ class Log(Function):
 class Sqrt(Function):
     """y = √x;  dx = g / (2y)"""
 
+    inputs = ("x",)
+
     def forward(ctx, x):
         return xp.sqrt(x)
 
@@ -146,6 +209,8 @@ class Sqrt(Function):
 
 class Abs(Function):
     """y = |x|;  dx = g · sign(x)"""
+
+    inputs = ("x",)
 
     def forward(ctx, x):
         return xp.abs(x)
@@ -160,6 +225,8 @@ class Abs(Function):
 class Sin(Function):
     """y = sin x;  dx = g · cos x"""
 
+    inputs = ("x",)
+
     def forward(ctx, x):
         return xp.sin(x)
 
@@ -172,6 +239,8 @@ class Sin(Function):
 
 class Cos(Function):
     """y = cos x;  dx = −g · sin x"""
+
+    inputs = ("x",)
 
     def forward(ctx, x):
         return xp.cos(x)
@@ -189,6 +258,8 @@ class Cos(Function):
 class Tanh(Function):
     """y = tanh x;  dx = g · (1 − y²)"""
 
+    inputs = ("x",)
+
     def forward(ctx, x):
         return xp.tanh(x)
 
@@ -201,6 +272,8 @@ class Tanh(Function):
 
 class Sigmoid(Function):
     """y = 1 / (1 + e⁻ˣ), computed without overflow;  dx = g · y · (1 − y)"""
+
+    inputs = ("x",)
 
     def forward(ctx, x):
         e = xp.exp(-xp.abs(x))  # ≤ 1: never overflows
@@ -216,6 +289,8 @@ class Sigmoid(Function):
 class ReLU(Function):
     """y = max(x, 0);  dx = g · [x > 0]"""
 
+    inputs = ("x",)
+
     def forward(ctx, x):
         return relu_forward(x)
 
@@ -230,19 +305,23 @@ class ReLU(Function):
 class LeakyReLU(Function):
     """y = x if x > 0 else slope · x;  dx = g · (1 if x > 0 else slope)"""
 
+    inputs = ("x",)
+
     def forward(ctx, x, negative_slope=0.01):
         ctx.slope = negative_slope
         return xp.where(x > 0, x, x * negative_slope)
 
     def backward(ctx, g):
         x = ctx.args[0]
-        return g * xp.where(const(x) > 0, 1.0, ctx.slope).astype(g.dtype), None
+        return g * xp.where(const(x) > 0, 1.0, ctx.slope).astype(g.dtype)
 
     examples = staticmethod(lambda r: [((randn(r, 3, 4),), {}), ((randn(r, 5), 0.2), {})])
 
 
 class Clamp(Function):
     """y = min(max(x, lo), hi);  dx = g · [lo ≤ x ≤ hi]"""
+
+    inputs = ("x",)
 
     def forward(ctx, x, min=None, max=None):
         ctx.bounds = (min, max)
@@ -266,7 +345,11 @@ class Clamp(Function):
 class Maximum(Function):
     """y = max(a, b);  the gradient goes to the larger input, split evenly on ties (as PyTorch)"""
 
+    inputs = ("a", "b")
+
     def forward(ctx, a, b):
+        if a.__class__ is not _array or b.__class__ is not _array or a.dtype is not b.dtype:  # PyTorch's dtype
+            a, b = promote(a, b)
         return xp.maximum(a, b)
 
     def backward(ctx, g):
@@ -280,7 +363,11 @@ class Maximum(Function):
 class Minimum(Function):
     """y = min(a, b);  the gradient goes to the smaller input, split evenly on ties"""
 
+    inputs = ("a", "b")
+
     def forward(ctx, a, b):
+        if a.__class__ is not _array or b.__class__ is not _array or a.dtype is not b.dtype:  # PyTorch's dtype
+            a, b = promote(a, b)
         return xp.minimum(a, b)
 
     def backward(ctx, g):
@@ -294,8 +381,11 @@ class Minimum(Function):
 class Where(Function):
     """y = a where cond else b;  da = g · cond,  db = g · ¬cond"""
 
+    inputs = ("cond", "a", "b")
+
     def forward(ctx, cond, a, b):
         ctx.cond = cond = xp.asarray(const(cond), dtype=bool)
+        a, b = promote(a, b)
         return xp.where(cond, a, b)
 
     def backward(ctx, g):

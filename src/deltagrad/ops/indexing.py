@@ -96,6 +96,8 @@ class GetItem(Function):
     >>> deltagrad.arange(6).reshape(2, 3)[1, ::2]   # tensor([3, 5])
     """
 
+    inputs = ("x",)
+
     is_view = True
 
     def forward(ctx, x, index):
@@ -119,7 +121,14 @@ class Index(GetItem):
     >>> x = deltagrad.tensor([1.0, 2.0, 3.0]); x[[0, 0, 2]], x[x > 1]   # [1, 1, 3], [2, 3]
     """
 
+    inputs = ("x", "index")
+    reads = ((1,),)
+
     is_view = False
+
+    def backward(ctx, g):
+        ctx.args  # noqa: B018  the index is kept by reference: refuse it if it was changed in place (as PyTorch)
+        return getitem_backward(g, ctx.shape, ctx.index)
 
     examples = staticmethod(lambda r: [((randn(r, 4, 3), np.array([0, 2, 0, 3])), {}),
                                        ((randn(r, 4, 3), (np.array([[0], [3]]), np.array([1, 1, 2]))), {}),
@@ -131,6 +140,8 @@ class Index(GetItem):
 class GetItemBackward(Function):
     """y = zeros(shape) with g added at ``index`` (repeated positions accumulate): the VJP of x[index];
     its own backward is indexing: dg = dy[index]"""
+
+    inputs = ("g",)
 
     def forward(ctx, g, shape, index):
         ctx.index, advanced = parse_index(index, tuple(shape))

@@ -25,6 +25,9 @@ class Matmul(Function):
     >>> (deltagrad.ones(5, 2, 3) @ deltagrad.ones(3)).shape   # (5, 2)
     """
 
+    inputs = ("a", "b")
+    reads = ((1,), (0,))
+
     def forward(ctx, a, b):
         try:
             return xp.matmul(a, b)
@@ -115,6 +118,9 @@ class Linear(Function):
 
     >>> linear(deltagrad.ones(4, 3), deltagrad.ones(2, 3), deltagrad.zeros(2))   # 4 × 2, every entry 3
     """
+
+    inputs = ("input", "weight", "bias")
+    reads = ((1,), (0,), ())
 
     def forward(ctx, input, weight, bias=None):
         if input.ndim == 2:

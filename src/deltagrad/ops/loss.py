@@ -59,6 +59,8 @@ def _softplus(z):
 class MSELoss(Function):
     """ℓ = (x − y)², reduced;  dx = 2 (x − y) · s,  dy = −dx"""
 
+    inputs = ("input", "target")
+
     def forward(ctx, input, target, reduction="mean"):
         check_reduction("mse_loss", reduction)
         check_same_shape("mse_loss", input, target)
@@ -85,6 +87,8 @@ class EuclideanLoss(Function):
 
     >>> euclidean_loss(deltagrad.tensor([1.0, 0.1]), deltagrad.tensor([0.5, 0.5]))   # ½(0.25 + 0.16) = 0.205
     """
+
+    inputs = ("input", "target")
 
     def forward(ctx, input, target, reduction="sum"):
         check_reduction("euclidean_loss", reduction)
@@ -162,6 +166,13 @@ def _onehot(safe, values, shape):
     return a
 
 
+def _constant_weight(name: str, ctx) -> None:
+    """A class weight is a constant (as in PyTorch): its gradient is never silently left out."""
+    if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+        raise RuntimeError(f"{name} is not differentiable with respect to argument 'weight'; this input cannot "
+                           "have requires_grad=True (detach() it)")
+
+
 def _class_axis(w, ndim):
     return w.reshape((1, -1) + (1,) * (ndim - 2))
 
@@ -175,6 +186,8 @@ class CrossEntropy(Function):
     probabilities shaped like the input. 'mean' divides by Σ w_yᵢ over the counted targets (class indices)
     or by the number of positions N·Πd (probabilities). Class ``weight`` is a constant (no gradient).
     """
+
+    inputs = ("input", "target", "weight")
 
     def forward(ctx, input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         name = "cross_entropy"
@@ -252,6 +265,7 @@ class CrossEntropy(Function):
         return a
 
     def backward(ctx, g):
+        _constant_weight("cross_entropy", ctx)
         s = scale(g, ctx.reduction, ctx.den)
         if ctx.simple and not ctx.create_graph:  # (softmax − onehot) · s without building the one-hot
             return softmax_cross_entropy_backward(ctx.e, ctx.sum_e, ctx.target[1], s), None
@@ -294,6 +308,8 @@ class NLLLoss(Function):
     'mean' divides by Σ w_yᵢ over the targets that are not ``ignore_index``. Class ``weight`` is a constant.
     """
 
+    inputs = ("input", "target", "weight")
+
     def forward(ctx, input, target, weight=None, ignore_index=-100, reduction="mean"):
         name = "nll_loss"
         check_reduction(name, reduction)
@@ -306,6 +322,7 @@ class NLLLoss(Function):
         return reduce_loss(loss, reduction, ctx.den)
 
     def backward(ctx, g):
+        _constant_weight("nll_loss", ctx)
         safe, w_t = ctx.target
         s = scale(g, ctx.reduction, ctx.den)
         if ctx.reduction == "none":
@@ -330,6 +347,8 @@ nll_loss = defop(NLLLoss, "nll_loss")
 class BinaryCrossEntropy(Function):
     """ℓ = −w [y log x + (1 − y) log(1 − x)], each log clamped at −100 as PyTorch;
     dx = s · w (x − y) / max(x (1 − x), 1e-12),  dy = s · w (log(1 − x) − log x),  dw = s · ℓ / w"""
+
+    inputs = ("input", "target", "weight")
 
     def forward(ctx, input, target, weight=None, reduction="mean"):
         name = "binary_cross_entropy"
@@ -374,6 +393,8 @@ class BinaryCrossEntropyWithLogits(Function):
     any logit x (p = ``pos_weight``, broadcast along the last axis; 1 if None).
     dx = s · w (σ(x)(p y + 1 − y) − p y),  dy = s · w (p softplus(−x) − softplus(x)),
     dw = s · ℓ / w,  dp = s · w y softplus(−x)"""
+
+    inputs = ("input", "target", "weight", "pos_weight")
 
     def forward(ctx, input, target, weight=None, pos_weight=None, reduction="mean"):
         name = "binary_cross_entropy_with_logits"

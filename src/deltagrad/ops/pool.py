@@ -162,6 +162,8 @@ def _tiles(geo: PoolGeometry) -> bool:
 
 
 class _MaxPool(Function):
+    inputs = ("input",)
+
     nd = 2
 
     def forward(ctx, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -178,6 +180,8 @@ class _MaxPool(Function):
 class MaxPoolScatter(Function):
     """dx = g added at each window's arg-max (``arg``: the kernel offset chosen by max pooling), into zeros of
     ``input_size``: the backward of max pooling. Its own backward is ``max_pool_gather``."""
+
+    inputs = ("g", "arg")
 
     def forward(ctx, g, arg, input_size, kernel_size, stride, padding=0, dilation=1, ceil_mode=False):
         nd = len(kernel_size)
@@ -215,6 +219,8 @@ class MaxPoolScatter(Function):
 
 class MaxPoolGather(Function):
     """y = h read at each window's arg-max (``arg`` as in ``max_pool_scatter``, whose adjoint this is)."""
+
+    inputs = ("h", "arg")
 
     def forward(ctx, h, arg, kernel_size, stride, padding=0, dilation=1, ceil_mode=False):
         nd = len(kernel_size)
@@ -264,6 +270,8 @@ def _divisor(geo: PoolGeometry, count_include_pad: bool, divisor_override: Any):
 
 
 class _AvgPool(Function):
+    inputs = ("input",)
+
     nd = 2
 
     def forward(ctx, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -286,6 +294,8 @@ class _AvgPool(Function):
 class AvgPoolBackward(Function):
     """dx = g / divisor spread over every window, into zeros of ``input_size``: the adjoint of average pooling
     (whose own backward it is, and which is its backward)."""
+
+    inputs = ("g",)
 
     def forward(ctx, g, input_size, kernel_size, stride, padding=0, ceil_mode=False, count_include_pad=True,
                 divisor_override=None):

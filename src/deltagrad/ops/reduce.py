@@ -74,6 +74,8 @@ class Sum(Function):
     >>> deltagrad.ones(2, 3).sum(1)   # tensor([3., 3.])
     """
 
+    inputs = ("x",)
+
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
         return x.sum(axis=ctx.axes, keepdims=keepdim)
@@ -91,6 +93,8 @@ class Mean(Function):
 
     >>> deltagrad.tensor([[1.0, 2.0], [3.0, 5.0]]).mean(dim=0, keepdim=True)   # [[2.0, 3.5]]
     """
+
+    inputs = ("x",)
 
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
@@ -115,6 +119,8 @@ def _var_grad(ctx, g, x):
 class Var(Function):
     """y = Σ (x − x̄)² / (n − correction) over ``dim``;  dx = g · 2 (x − x̄) / (n − correction)"""
 
+    inputs = ("x",)
+
     def forward(ctx, x, dim=None, correction=1, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
         n = count(x.shape, ctx.axes)
@@ -133,6 +139,8 @@ class Var(Function):
 
 class Std(Function):
     """y = √var(x);  dx = g / (2y) · d var/dx, and 0 where y = 0 (as PyTorch)"""
+
+    inputs = ("x",)
 
     def forward(ctx, x, dim=None, correction=1, keepdim=False):
         return xp.sqrt(Var.forward(ctx, x, dim, correction, keepdim))
@@ -186,6 +194,8 @@ class Amax(Function):
 
     >>> deltagrad.tensor([[1.0, 4.0], [4.0, 2.0]]).amax(dim=(0, 1))   # tensor(4.)
     """
+
+    inputs = ("x",)
 
     name_ = "amax"
     pick = staticmethod(xp.max)
@@ -320,6 +330,8 @@ class Prod(Function):
     >>> deltagrad.tensor([[2.0, 3.0], [0.0, 4.0]]).prod(1)   # tensor([6., 0.])
     """
 
+    inputs = ("x",)
+
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)
         return x.prod(axis=ctx.axes, keepdims=keepdim)
@@ -344,6 +356,8 @@ class LogSumExp(Function):
 
     >>> deltagrad.tensor([[1000.0, 1000.0]]).logsumexp(1)   # tensor([1000.6931]) (log 2 above 1000)
     """
+
+    inputs = ("x",)
 
     def forward(ctx, x, dim=None, keepdim=False):
         ctx.shape, ctx.axes = x.shape, axes_of(dim, x.ndim)

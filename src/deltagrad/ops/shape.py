@@ -40,17 +40,29 @@ def resolve_shape(shape, size: int) -> tuple[int, ...]:
 # ---- views that rearrange the same elements -------------------------------------------------------------------
 
 
+def _viewed(ctx: Any, x: Any, y: Any) -> Any:
+    """``y``, a reshape of ``x``; a copy where NumPy had to copy (as PyTorch's reshape), which is no view."""
+    if y.base is not x and (x.base is None or y.base is not x.base):
+        ctx.copied = True
+    return y
+
+
 class Reshape(Function):
     """y = x with a new shape (same elements in row-major order);  dx = g reshaped back"""
+
+    inputs = ("x",)
 
     is_view = True
 
     def forward(ctx, x, *shape):
         ctx.shape_in = x.shape
         try:  # NumPy checks the common case at once; the error below says what PyTorch would
-            return x.reshape(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+            y = x.reshape(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
         except (ValueError, TypeError):
-            return x.reshape(resolve_shape(shape, x.size))
+            y = x.reshape(resolve_shape(shape, x.size))
+        if y.base is not x and (x.base is None or y.base is not x.base):  # _viewed, inline: the hot path
+            ctx.copied = True
+        return y
 
     def backward(ctx, g):
         return reshape(g, ctx.shape_in)
@@ -64,6 +76,8 @@ class Permute(Function):
 
     >>> deltagrad.zeros(2, 3, 4).permute(2, 0, 1).shape   # (4, 2, 3)
     """
+
+    inputs = ("x",)
 
     is_view = True
 
@@ -89,6 +103,8 @@ class Transpose(Function):
     >>> deltagrad.zeros(2, 3, 4).transpose(0, -1).shape   # (4, 3, 2)
     """
 
+    inputs = ("x",)
+
     is_view = True
 
     def forward(ctx, x, dim0, dim1):
@@ -106,6 +122,8 @@ class Squeeze(Function):
 
     >>> deltagrad.zeros(1, 3, 1).squeeze(-1).shape   # (1, 3)
     """
+
+    inputs = ("x",)
 
     is_view = True
 
@@ -130,6 +148,8 @@ class Unsqueeze(Function):
     >>> deltagrad.zeros(3, 4).unsqueeze(1).shape   # (3, 1, 4)
     """
 
+    inputs = ("x",)
+
     is_view = True
 
     def forward(ctx, x, dim):
@@ -151,6 +171,8 @@ class Flatten(Function):
     >>> deltagrad.zeros(8, 3, 5, 5).flatten(1).shape   # (8, 75)
     """
 
+    inputs = ("x",)
+
     is_view = True
 
     def forward(ctx, x, start_dim=0, end_dim=-1):
@@ -160,7 +182,7 @@ class Flatten(Function):
         s, e = normalize_dim(start_dim, x.ndim, "start_dim"), normalize_dim(end_dim, x.ndim, "end_dim")
         if s > e:
             raise RuntimeError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
-        return x.reshape(x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
+        return _viewed(ctx, x, x.reshape(x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]))
 
     def backward(ctx, g):
         return reshape(g, ctx.shape_in)
@@ -174,6 +196,8 @@ class Expand(Function):
 
     >>> deltagrad.zeros(3, 1).expand(2, -1, 4).shape   # (2, 3, 4)
     """
+
+    inputs = ("x",)
 
     is_view = True
 
@@ -211,6 +235,8 @@ class Repeat(Function):
     >>> deltagrad.tensor([1.0, 2.0]).repeat(2, 2)   # [[1, 2, 1, 2], [1, 2, 1, 2]]
     """
 
+    inputs = ("x",)
+
     def forward(ctx, x, *sizes):
         sizes = size_args(sizes)
         if len(sizes) < x.ndim:
@@ -232,6 +258,8 @@ class Repeat(Function):
 class Clone(Function):
     """y = a copy of x (new memory);  dx = g"""
 
+    inputs = ("x",)
+
     def forward(ctx, x):
         return x.copy()
 
@@ -249,6 +277,8 @@ class Pad(Function):
 
     >>> deltagrad.pad(deltagrad.ones(2, 3), (1, 1)).shape   # (2, 5)
     """
+
+    inputs = ("x",)
 
     def forward(ctx, x, pad, mode="constant", value=None):
         if mode != "constant":
@@ -275,7 +305,7 @@ class Pad(Function):
                                        ((randn(r, 3, 4), (-1, 2, 1, -1)), dict(value=0.5))])
 
 
-reshape = defop(Reshape, method=("reshape", "view"))
+reshape = defop(Reshape, method="reshape")
 permute = defop(Permute, method="permute")
 transpose = defop(Transpose, method=("transpose", "swapaxes", "swapdims"))
 squeeze = defop(Squeeze, method="squeeze")
@@ -377,10 +407,21 @@ def stack(tensors: Sequence[Any], dim: int = 0) -> Any:
     return _stack(*tensors, dim=dim)
 
 
+def view(self: Tensor, *shape: Any) -> Tensor:
+    """The same memory with a new shape (``Tensor.view``): an error, as in PyTorch, where that needs a copy."""
+    y = reshape(self, *shape)
+    if y._version is not self._version:
+        raise RuntimeError(f"view size is not compatible with input tensor's size and stride (shape "
+                           f"{tuple(self.shape)}, strides {self.data.strides}); use .reshape(...) instead")
+    return y
+
+
 def _install_methods() -> None:
+    Tensor.view = view
     Tensor.t = t
     Tensor.movedim = movedim
     Tensor.contiguous = lambda self: self if self.data.flags.c_contiguous else clone(self)
+    Tensor.is_contiguous = lambda self: bool(self.data.flags.c_contiguous)
     Tensor.view_as = lambda self, other: reshape(self, other.shape)
     Tensor.reshape_as = lambda self, other: reshape(self, other.shape)
     Tensor.expand_as = lambda self, other: expand(self, other.shape)
