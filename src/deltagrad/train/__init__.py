@@ -1,8 +1,9 @@
 """deltagrad.train: the fit loop, run folders and models described by data.
 
 ``train_run(config)`` trains and writes a run folder (config.toml, a checkpoint after every epoch made current
-by one atomic step, metrics.json, curves.png: see ``deltagrad.train.run``); ``Trainer`` is the loop itself; ``evaluate_run``,
-``predict_run`` and ``run_info`` read a run back. Configs are checked by ``check_config`` and read/written
+by one atomic step, metrics.json, curves.png: see ``deltagrad.train.run``); ``Trainer`` is the loop itself;
+``evaluate_run``, ``predict_run`` and ``run_info`` read a run back. Configs are checked by ``check_config``
+and read/written
 as TOML by ``toml_io``. Errors the user can fix derive from ``RunError``.
 
 >>> from deltagrad.train import train_run
