@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,21 @@ def test_the_side_by_side_table():
     assert "deltagrad " in out.stdout and "numpy " in out.stdout
     bad = subprocess.run([sys.executable, "-m", "bench", "resnet"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown workload 'resnet'" in bad.stderr
+
+
+def test_the_end_to_end_time_of_deltagrad_train(tmp_path):
+    """bench.cli_time runs the command in fresh processes (here 2 epochs, once against this same tree) and reports
+    the medians and their ratio; it checks each run's curves.png. No timing is asserted: the machine is shared."""
+    out = subprocess.run([sys.executable, "-m", "bench.cli_time", "--runs", "1", "--warmup", "0", "--against",
+                          str(ROOT / "src"), "--json", "--", "--epochs", "2"], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    assert "deltagrad train --quiet --epochs 2: median of 1 runs" in out.stdout
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for tree in ("this", "against"):
+        s = result[tree]
+        assert s["runs"] == 1 and s["wall_s"] > s["train_seconds"] > 0 and s["goal"] == 2.0
+        assert s["ratio"] == pytest.approx(s["wall_s"] / s["train_seconds"], rel=0.02)
+    assert result["wall_ratio_this_to_against"] > 0
+    bad = subprocess.run([sys.executable, "-m", "bench.cli_time", "--against", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "no deltagrad package there" in bad.stderr

@@ -26,7 +26,7 @@ from deltagrad.train.config import check_config, merge
 from deltagrad.train.errors import CheckpointError, ConfigError
 from deltagrad.train.loop import Trainer
 from deltagrad.train.models import count_parameters
-from deltagrad.train.plot import curves_png
+from deltagrad.train.plot import CurvesPainter, curves_png
 
 CONFIG_HEADER = (R.CONFIG_MARK[2:] + ": the resolved settings of this run.\n"
                  "Rebuild it with: deltagrad train --config config.toml --out NEW_DIR")
@@ -63,6 +63,7 @@ def train_run(doc: Mapping[str, Any] | None = None, sources: Mapping[str, str] |
     or to a new folder under ``runs_root``. The run folder is locked while this runs: a second process that
     would write the same run stops with an error naming the first.
     """
+    painter = CurvesPainter()  # a process that imports matplotlib for curves.png while this one trains
     if resume is not None:
         run = R.check_run_dir(resume)
         with R.RunLock(run):
@@ -70,7 +71,7 @@ def train_run(doc: Mapping[str, Any] | None = None, sources: Mapping[str, str] |
             if on_start:
                 on_start(run)
             trainer.fit()
-            return finish(trainer, run)
+            return finish(trainer, run, painter)
     cfg = check_config(doc or {}, sources)
     data = load_data(cfg)
     resolve(cfg, data)
@@ -97,7 +98,7 @@ def train_run(doc: Mapping[str, Any] | None = None, sources: Mapping[str, str] |
                     f"{cfg['data']['dataset']} ({len(data.train)} train / {len(data.val)} validation / "
                     f"{len(data.test)} test examples) into {run}")
         trainer.fit()
-        return finish(trainer, run)
+        return finish(trainer, run, painter)
 
 
 def _resume(run: Path, epochs: int | None, quiet: bool, log: Callable[[str], None] | None) -> Trainer:
@@ -119,8 +120,8 @@ def _resume(run: Path, epochs: int | None, quiet: bool, log: Callable[[str], Non
     return trainer
 
 
-def finish(trainer: Trainer, run: Path) -> dict[str, Any]:
-    """Test metrics, ``metrics.json`` and ``curves.png`` of a trained run."""
+def finish(trainer: Trainer, run: Path, painter: CurvesPainter | None = None) -> dict[str, Any]:
+    """Test metrics, ``metrics.json`` and ``curves.png`` (drawn by ``painter`` if given) of a trained run."""
     test_loss, test_acc = trainer.evaluate(trainer.data.test)
     last = trainer.history[-1] if trainer.history else {}
     result = {"test_loss": test_loss, "test_accuracy": test_acc, "test_examples": len(trainer.data.test),
@@ -132,7 +133,8 @@ def finish(trainer: Trainer, run: Path) -> dict[str, Any]:
               "run": str(run)}
     R.atomic_write(run / R.METRICS, R.dumps_json(result) + "\n")
     if trainer.history:
-        R.atomic_write(run / R.CURVES, curves_png(trainer.history, f"{result['model']} on {result['dataset']}"))
+        draw = painter.png if painter is not None else curves_png
+        R.atomic_write(run / R.CURVES, draw(trainer.history, f"{result['model']} on {result['dataset']}"))
     acc = f", test accuracy {100 * test_acc:.2f}%" if test_acc is not None else ""
     measured = f"test loss {test_loss:.4f}{acc} ({len(trainer.data.test)} examples)" if test_loss is not None \
         else "no test examples, so no test loss"
