@@ -6,7 +6,7 @@
 Every function is a thin wrapper over an op (``deltagrad.ops``), so each layer is one graph node with its own
 backward (linear, convolution, pooling, softmax cross-entropy are fused), and a captured training step
 replays them. Arguments that PyTorch keeps only for compatibility (``inplace``, ``size_average``, ``reduce``)
-are accepted: ``inplace=True`` still returns a new tensor (in-place changes are never recorded).
+are accepted: ``inplace=True`` still returns a new tensor (use ``Tensor.relu_()`` and the like to change one in place).
 """
 
 from __future__ import annotations
